@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8000
+MODEL_DIR ?= artifacts/starter
+NABA_DATA_DIR ?= ../shared/data
+# The CPU build of torch; on these machines pip finds it in a local wheel folder.
+TORCH_SPEC ?= torch==2.13.0
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint starter clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(MODEL_DIR)/naba_config.json: | $(STAMP)
+	NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/naba build-starter --output $(MODEL_DIR)
+
+starter: $(MODEL_DIR)/naba_config.json
+
+serve: $(STAMP) $(MODEL_DIR)/naba_config.json
+	NABA_MODEL_DIR=$(MODEL_DIR) $(BIN)/naba serve --host 0.0.0.0 --port $(PORT)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

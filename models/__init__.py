@@ -1,0 +1,1 @@
+"""Model code: Arabic preprocessing, the tagging-and-summary network, artifacts and the predictor."""

@@ -1,0 +1,196 @@
+"""Model artifacts: a self-describing directory, written atomically and loaded with one call.
+
+Layout::
+
+    config.json          the encoder's HF config (architecture only)
+    model.safetensors    encoder and head weights; pickled weights are never read
+    tokenizer.json ...   the tokenizer, as saved by transformers
+    naba_config.json     labels, thresholds, windows, heads, preprocessing, versions, data hash, metrics
+    metrics.json         the evaluation the model shipped with
+    README.md            the model card
+    checksums.json       sha256 of every file above, checked on load
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+
+from models.card import render_card
+from models.encoding import WindowConfig
+from models.errors import ArtifactError
+from models.modeling import HeadConfig, NabaModel
+from models.preprocessing import PreprocessConfig
+
+logger = logging.getLogger(__name__)
+
+NABA_CONFIG = "naba_config.json"
+WEIGHTS = "model.safetensors"
+CHECKSUMS = "checksums.json"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+def naba_version() -> str:
+    from naba import __version__
+
+    return __version__
+
+
+@dataclass
+class NabaConfig:
+    """Everything besides weights that the predictor needs, and what a reader of the model needs to know."""
+
+    labels: list[str]
+    thresholds: list[float]
+    base_model: str
+    window: WindowConfig = field(default_factory=WindowConfig)
+    heads: HeadConfig | None = None
+    preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
+    name: str = "naba"
+    version: str = "0"
+    description: str = ""
+    summary_sentences: int = 3  # default summary length when a request does not say
+    summary_max_chars: int = 1200  # length budget of a summary
+    evidence_sentences: int = 2  # most evidence sentences per label
+    data_hash: str | None = None
+    metrics: dict[str, Any] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != len(self.labels):
+            raise ArtifactError(f"{len(self.labels)} labels but {len(self.thresholds)} thresholds")
+        if len(set(self.labels)) != len(self.labels):
+            raise ArtifactError(f"duplicate label names: {self.labels}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NabaConfig:
+        data = dict(data)
+        data["window"] = WindowConfig(**data.get("window", {}))
+        data["heads"] = HeadConfig(**data["heads"]) if data.get("heads") else None
+        data["preprocessing"] = PreprocessConfig.from_dict(data.get("preprocessing", {}))
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ArtifactError(f"{NABA_CONFIG} does not match this version of Naba: {exc}") from exc
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_artifact(
+    model: NabaModel, tokenizer: PreTrainedTokenizerBase, config: NabaConfig, output_dir: str | Path
+) -> Path:
+    """Write the artifact into a temporary sibling directory, then rename it into place.
+
+    A run that dies half-way leaves no directory at `output_dir`; an existing `output_dir` is never touched.
+
+    Raises:
+        ArtifactError: `output_dir` already exists.
+    """
+    output_dir = Path(output_dir)
+    if output_dir.exists():
+        raise ArtifactError(f"{output_dir} already exists; choose a new output directory")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    config.heads = model.heads
+    config.versions = {
+        "naba": naba_version(),
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        model.encoder.config.save_pretrained(tmp)
+        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        tokenizer.save_pretrained(tmp)
+        (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+        (tmp / "metrics.json").write_text(json.dumps(config.metrics or {}, indent=2), "utf-8")
+        (tmp / "README.md").write_text(render_card(config), "utf-8")
+        sums = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
+        for file in tmp.iterdir():
+            file.chmod(0o644)
+        tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
+        os.rename(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("saved model artifact to %s", output_dir)
+    return output_dir
+
+
+def read_config(path: str | Path) -> NabaConfig:
+    """Read and check `naba_config.json` without loading weights."""
+    path = Path(path)
+    if not (path / NABA_CONFIG).is_file():
+        raise ArtifactError(f"{path} is not a Naba model: {NABA_CONFIG} is missing")
+    try:
+        return NabaConfig.from_dict(json.loads((path / NABA_CONFIG).read_text("utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path / NABA_CONFIG} is not valid JSON: {exc}") from exc
+
+
+def verify_checksums(path: Path) -> None:
+    """Refuse an artifact whose files differ from what training wrote (a torn copy, a swapped file)."""
+    if not (path / CHECKSUMS).is_file():
+        raise ArtifactError(f"{path} has no {CHECKSUMS}; it was not written by save_artifact")
+    expected: dict[str, str] = json.loads((path / CHECKSUMS).read_text("utf-8"))
+    for name, digest in expected.items():
+        file = path / name
+        if not file.is_file():
+            raise ArtifactError(f"{path} is incomplete: {name} is missing")
+        if _sha256(file) != digest:
+            raise ArtifactError(f"{file} does not match its checksum; the artifact is corrupt")
+
+
+def load_artifact(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[NabaModel, PreTrainedTokenizerBase, NabaConfig]:
+    """Load an artifact for inference: weights from safetensors only, no remote code, checksums verified."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"model directory {path} does not exist")
+    if not (path / WEIGHTS).is_file():
+        pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        reason = (
+            f"only pickled weights ({', '.join(pickled)}), which Naba refuses to load" if pickled else "none"
+        )
+        raise ArtifactError(f"{path} has no {WEIGHTS}: {reason}")
+    config = read_config(path)
+    verify_checksums(path)
+    saved = config.versions.get("naba")
+    if saved and saved != naba_version():
+        logger.warning("artifact written by naba %s, running naba %s", saved, naba_version())
+    if config.heads is None:
+        raise ArtifactError(f"{path / NABA_CONFIG} has no head configuration")
+    encoder_config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    model = NabaModel(AutoModel.from_config(encoder_config, trust_remote_code=False), config.heads)
+    try:
+        model.load_state_dict(load_file(str(path / WEIGHTS)), strict=True)
+    except RuntimeError as exc:
+        raise ArtifactError(f"weights in {path / WEIGHTS} do not fit the model: {exc}") from exc
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    return model.to(device).eval(), tokenizer, config

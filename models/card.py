@@ -1,0 +1,64 @@
+"""The model card: a README.md generated from the artifact's config, never written by hand."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.artifacts import NabaConfig
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    """Markdown tables of the per-label scores, the averages and ROUGE, from a `naba evaluate` report."""
+    lines = []
+    per_label = metrics.get("per_label") or {}
+    if per_label:
+        lines += ["| label | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+        for label, m in per_label.items():
+            lines.append(
+                f"| {label} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |"
+            )
+        lines.append("")
+        lines.append(f"micro-F1 {metrics.get('micro_f1', 0):.3f} · macro-F1 {metrics.get('macro_f1', 0):.3f}")
+    rouge = metrics.get("rouge") or {}
+    if rouge:
+        lines += ["", "| ROUGE-1 | ROUGE-2 | ROUGE-L |", "| --- | --- | --- |"]
+        lines.append(f"| {rouge['rouge1']:.3f} | {rouge['rouge2']:.3f} | {rouge['rougeL']:.3f} |")
+    return "\n".join(lines) or "No evaluation was run."
+
+
+def render_card(config: NabaConfig) -> str:
+    """Fill the card from `config`: what the model is, how it was made, how well it does, where it fails."""
+    metrics = config.metrics or {}
+    thresholds = ", ".join(
+        f"`{lbl}` {t:.2f}" for lbl, t in zip(config.labels, config.thresholds, strict=True)
+    )
+    training = "\n".join(f"- `{k}`: {v}" for k, v in sorted(config.training.items())) or "- not recorded"
+    return f"""# {config.name} {config.version}
+
+{config.description or "A Naba model: topic tags with evidence sentences and an extractive summary for Arabic news."}
+
+- Labels: {", ".join(f"`{lbl}`" for lbl in config.labels)} (multi-label; thresholds {thresholds})
+- Base encoder: `{config.base_model}`
+- Windows: {config.window.max_length} tokens, {config.window.overlap} overlapping; every sentence is scored.
+- Preprocessing: `{config.preprocessing.to_dict()}`
+- Training data hash (sha256): `{config.data_hash}`
+- Created {config.created} with {", ".join(f"{k} {v}" for k, v in config.versions.items())}
+
+## Evaluation
+
+Evaluated on: {metrics.get("data", "not recorded")}
+
+{_metrics_table(metrics)}
+
+## Training
+
+{training}
+
+## Intended use and limits
+
+Tags Arabic news articles with the topics of the annotation guide (LABELS.md) and quotes the sentences behind
+each tag; summaries are sentences taken from the article, never generated text. Scores are model estimates:
+check the evidence before acting on a tag. Accuracy on text unlike the training news (social media, dialects,
+other domains) is unknown.
+"""

@@ -1,0 +1,139 @@
+"""The network: one pretrained encoder, three outputs from one forward pass.
+
+```
+windows ──encoder──► token states ──mean per sentence──► sentence vectors (B, S, H)
+                                                           ├─ label head ──► sentence label logits (B, S, K)
+                                                           │      └─ softmax-weighted pooling ─► article logits (B, K)
+                                                           └─ + position ─► summary head ──► summary logits (B, S)
+```
+
+Article tags are pooled from sentence-level label scores (multiple-instance learning), so the sentences that
+drive a tag are the evidence for it, with no second model. The summary head scores each body sentence
+BertSum-style, trained on oracle sentences picked by ROUGE against reference summaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Sizes of the heads on top of the encoder; saved in the artifact."""
+
+    num_labels: int
+    max_positions: int = 64  # sentence positions with their own embedding; later ones share the last
+    dropout: float = 0.1
+    summary_weight: float = 1.0  # weight of the summary loss against the tagging loss
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class NabaModel(nn.Module):
+    """Encoder plus label and summary heads over sentence vectors."""
+
+    def __init__(self, encoder: PreTrainedModel, heads: HeadConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.heads = heads
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(heads.dropout)
+        self.label_head = nn.Linear(hidden, heads.num_labels)
+        self.position = nn.Embedding(heads.max_positions, hidden)
+        self.summary_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.position.weight)
+
+    def sentence_vectors(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_segment: torch.Tensor, n_rows: int
+    ) -> torch.Tensor:
+        """Mean of the token states of each segment, over every window its tokens appear in: `(n_rows, H)`."""
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state  # (W, L, H)
+        states = states.reshape(-1, states.shape[-1])  # (W*L, H)
+        seg = token_segment.reshape(-1)
+        keep = seg >= 0
+        seg, states = seg[keep], states[keep]
+        sums = states.new_zeros((n_rows, states.shape[-1])).index_add_(0, seg, states)
+        counts = states.new_zeros(n_rows).index_add_(0, seg, torch.ones_like(seg, dtype=states.dtype))
+        return sums / counts.clamp(min=1).unsqueeze(-1)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_segment: torch.Tensor,
+        segment_mask: torch.Tensor,
+        body_mask: torch.Tensor,
+        position: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        label_mask: torch.Tensor | None = None,
+        summary_labels: torch.Tensor | None = None,
+        summary_mask: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Score an encoded batch (see `models.encoding.collate`); with targets, also return the loss.
+
+        Args:
+            labels: `(B, K)` multi-hot targets; `label_mask` `(B,)` marks the articles that have labels.
+            summary_labels: `(B, S)` 1 for oracle summary sentences; `summary_mask` `(B,)` marks the articles
+                that have a reference summary.
+        """
+        n_batch, n_seg = segment_mask.shape
+        vectors = self.sentence_vectors(input_ids, attention_mask, token_segment, n_batch * n_seg)
+        vectors = self.dropout(vectors.view(n_batch, n_seg, -1))  # (B, S, H)
+
+        sentence_logits = self.label_head(vectors)  # (B, S, K)
+        masked = sentence_logits.masked_fill(~segment_mask.unsqueeze(-1), float("-inf"))
+        weights = torch.softmax(masked, dim=1).nan_to_num(0.0)  # (B, S, K); all-masked rows give 0
+        doc_logits = (weights * sentence_logits).sum(dim=1)  # (B, K)
+
+        summary_logits = self.summary_head(vectors + self.position(position)).squeeze(-1)  # (B, S)
+        summary_logits = summary_logits.masked_fill(~body_mask, -1e4)
+
+        out = {"doc_logits": doc_logits, "sentence_logits": sentence_logits, "summary_logits": summary_logits}
+        if labels is not None or summary_labels is not None:
+            out["loss"] = self._loss(out, body_mask, labels, label_mask, summary_labels, summary_mask)
+        return out
+
+    def _loss(
+        self,
+        out: dict[str, torch.Tensor],
+        body_mask: torch.Tensor,
+        labels: torch.Tensor | None,
+        label_mask: torch.Tensor | None,
+        summary_labels: torch.Tensor | None,
+        summary_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Tagging BCE over labelled articles plus weighted summary BCE over articles with a reference."""
+        loss = out["doc_logits"].sum() * 0.0  # keeps the graph when a batch has neither kind of target
+        if labels is not None and label_mask is not None and label_mask.any():
+            loss = loss + F.binary_cross_entropy_with_logits(
+                out["doc_logits"][label_mask], labels[label_mask]
+            )
+        if summary_labels is not None and summary_mask is not None and summary_mask.any():
+            rows = body_mask & summary_mask.unsqueeze(-1)
+            summary_loss = F.binary_cross_entropy_with_logits(
+                out["summary_logits"][rows], summary_labels[rows]
+            )
+            loss = loss + self.heads.summary_weight * summary_loss
+        return loss
+
+    def grow_labels(self, old_labels: list[str], new_labels: list[str]) -> None:
+        """Resize the label head to `new_labels`, keeping the trained row of every label that stays."""
+        old = self.label_head
+        head = nn.Linear(old.in_features, len(new_labels)).to(old.weight.device, old.weight.dtype)
+        with torch.no_grad():
+            for i, label in enumerate(new_labels):
+                if label in old_labels:
+                    j = old_labels.index(label)
+                    head.weight[i] = old.weight[j]
+                    head.bias[i] = old.bias[j]
+        self.label_head = head
+        self.heads = HeadConfig(**{**self.heads.to_dict(), "num_labels": len(new_labels)})

@@ -1,0 +1,191 @@
+"""The one place that turns articles into results.
+
+The service, `naba predict` and `naba evaluate` all call `Predictor.analyze`; none of them tokenises, runs the
+model or applies thresholds on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from models.artifacts import NabaConfig, load_artifact
+from models.encoding import EncodedArticle, collate, encode_article
+from models.errors import NabaError
+from models.modeling import NabaModel
+from models.results import Analysis, Article, LabelResult, ModelRef
+
+logger = logging.getLogger(__name__)
+
+WARM_UP_ARTICLE = Article(
+    text="أعلنت القوات الأمنية بدء عملية مشتركة. وقال المتحدث إن العملية مستمرة.", title="عملية"
+)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Map `auto|cpu|cuda` to a torch device, once, at start-up."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NabaError(f"device {device!r} was asked for, but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Raw model outputs for one article, as numpy arrays over its body sentences."""
+
+    label_probs: np.ndarray  # (K,)
+    sentence_logits: np.ndarray  # (N, K)
+    summary_logits: np.ndarray  # (N,)
+
+
+class Predictor:
+    """Holds one loaded model and analyses articles: tags, evidence and summary from one encoder pass."""
+
+    def __init__(
+        self,
+        model: NabaModel,
+        tokenizer: PreTrainedTokenizerBase,
+        config: NabaConfig,
+        device: torch.device,
+        max_windows_per_pass: int = 32,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+        self.max_windows_per_pass = max_windows_per_pass
+
+    @classmethod
+    def from_dir(cls, path: str | Path, device: str = "auto") -> Predictor:
+        """Load an artifact directory (see `models.artifacts`) onto `device` (`auto`, `cpu` or `cuda`)."""
+        resolved = resolve_device(device)
+        model, tokenizer, config = load_artifact(path, resolved)
+        logger.info("loaded %s %s from %s on %s", config.name, config.version, path, resolved)
+        return cls(model, tokenizer, config, resolved)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(zip(self.config.labels, self.config.thresholds, strict=True))
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(name=self.config.name, version=self.config.version)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What `/v1/model` reports."""
+        return {
+            "name": self.config.name,
+            "version": self.config.version,
+            "description": self.config.description,
+            "labels": self.labels,
+            "thresholds": self.thresholds,
+            "max_length": self.config.window.max_length,
+            "base_model": self.config.base_model,
+            "created": self.config.created,
+            "metrics": self.config.metrics,
+            "device": str(self.device),
+        }
+
+    def encode(self, article: Article) -> EncodedArticle:
+        return encode_article(article, self.tokenizer, self.config.preprocessing, self.config.window)
+
+    def _passes(self, encoded: list[EncodedArticle]) -> Iterator[list[int]]:
+        """Group article indices so that one forward pass holds at most `max_windows_per_pass` windows."""
+        group: list[int] = []
+        windows = 0
+        for i, art in enumerate(encoded):
+            if group and windows + len(art.windows) > self.max_windows_per_pass:
+                yield group
+                group, windows = [], 0
+            group.append(i)
+            windows += len(art.windows)
+        if group:
+            yield group
+
+    @torch.inference_mode()
+    def score(self, encoded: list[EncodedArticle]) -> list[Scores]:
+        """Run the model over encoded articles; returns raw scores in the same order."""
+        results: list[Scores] = []
+        pad = self.tokenizer.pad_token_id
+        for group in self._passes(encoded):
+            batch = collate([encoded[i] for i in group], pad, self.model.heads.max_positions)
+            out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
+            probs = torch.sigmoid(out["doc_logits"].float()).cpu().numpy()
+            sentence_logits = out["sentence_logits"].float().cpu().numpy()
+            summary_logits = out["summary_logits"].float().cpu().numpy()
+            for row, i in enumerate(group):
+                body = slice(encoded[i].n_title, encoded[i].n_segments)
+                results.append(Scores(probs[row], sentence_logits[row, body], summary_logits[row, body]))
+        return results
+
+    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+        """Tag, find evidence for and summarise each article; results come back in input order.
+
+        Args:
+            summary_sentences: how many sentences the summary may hold (default: the model's setting).
+        """
+        if not articles:
+            return []
+        n_summary = summary_sentences or self.config.summary_sentences
+        encoded = [self.encode(a) for a in articles]
+        return [self._result(e, s, n_summary) for e, s in zip(encoded, self.score(encoded), strict=True)]
+
+    def _result(self, encoded: EncodedArticle, scores: Scores, n_summary: int) -> Analysis:
+        sentences = encoded.sentences
+        labels = []
+        for k, (label, threshold) in enumerate(zip(self.config.labels, self.config.thresholds, strict=True)):
+            if scores.label_probs[k] >= threshold:
+                evidence = [sentences[i] for i in self._evidence(scores, k)]
+                labels.append(LabelResult(label, float(scores.label_probs[k]), evidence))
+        labels.sort(key=lambda r: -r.score)
+        chosen = self._summary(sentences, scores.summary_logits, n_summary)
+        return Analysis(
+            labels=labels,
+            scores={lbl: float(p) for lbl, p in zip(self.config.labels, scores.label_probs, strict=True)},
+            summary=" ".join(sentences[i] for i in chosen),
+            summary_indices=chosen,
+            model=self.ref,
+            sentences=sentences,
+        )
+
+    def _evidence(self, scores: Scores, k: int) -> list[int]:
+        """Indices of the sentences that drive label `k`: those scoring over its threshold, best first."""
+        if len(scores.sentence_logits) == 0:
+            return []
+        logits = scores.sentence_logits[:, k]
+        order = np.argsort(-logits, kind="stable")
+        probs = 1.0 / (1.0 + np.exp(-logits[order]))
+        keep = [int(i) for i, p in zip(order, probs, strict=True) if p >= self.config.thresholds[k]]
+        return (keep or [int(order[0])])[: self.config.evidence_sentences]
+
+    def _summary(self, sentences: list[str], logits: np.ndarray, n: int) -> list[int]:
+        """Best-scoring sentences within the length budget, in article order; always at least one."""
+        chosen: list[int] = []
+        length = 0
+        for i in np.argsort(-logits, kind="stable"):
+            if len(chosen) == n:
+                break
+            size = len(sentences[i]) + 1
+            if chosen and length + size > self.config.summary_max_chars:
+                continue
+            chosen.append(int(i))
+            length += size
+        return sorted(chosen)
+
+    def warm_up(self) -> None:
+        """Run one article through the model so the first request does not pay for lazy initialisation."""
+        self.analyze([WARM_UP_ARTICLE])

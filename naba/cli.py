@@ -1,0 +1,145 @@
+"""The `naba` command: one console script with a subcommand per job.
+
+naba train          fine-tune an encoder into a model artifact (or retrain one with --init-from)
+naba evaluate       score an artifact on labelled data and reference summaries
+naba predict        run an artifact over an archive of articles (JSONL or CSV), resumably
+naba serve          serve an artifact over HTTP
+naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
+naba build-starter  build the starter model `make serve` uses when no model exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from models.errors import NabaError
+
+logger = logging.getLogger("naba")
+
+
+def _predict(argv: list[str]) -> None:
+    from models.predictor import Predictor
+    from naba.batch import run_batch
+    from service.config import get_settings
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="naba predict", description="Run a model over an archive of articles."
+    )
+    parser.add_argument("--model", type=Path, default=settings.model_dir, help="Naba artifact directory.")
+    parser.add_argument("--input", type=Path, required=True, help="Articles: .jsonl, .jsonl.gz or .csv.")
+    parser.add_argument("--output", type=Path, required=True, help="Results (JSONL); rerun to resume.")
+    parser.add_argument(
+        "--errors", type=Path, default=None, help="Bad lines (default: <output>.errors.jsonl)."
+    )
+    parser.add_argument("--batch-size", type=int, default=settings.batch_size)
+    parser.add_argument("--summary-sentences", type=int, default=None, help="Sentences per summary.")
+    parser.add_argument("--device", default=settings.device, choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    args = parser.parse_args(argv)
+    predictor = Predictor.from_dir(args.model, device=args.device)
+    report = run_batch(
+        predictor,
+        args.input,
+        args.output,
+        errors_path=args.errors,
+        batch_size=args.batch_size,
+        summary_sentences=args.summary_sentences,
+        max_chars=settings.max_chars,
+        progress=not args.no_progress,
+    )
+    logger.info("%s", report)
+
+
+def _serve(argv: list[str]) -> None:
+    import uvicorn
+
+    from service.app import create_app
+    from service.config import Settings
+
+    parser = argparse.ArgumentParser(prog="naba serve", description="Serve a model over HTTP.")
+    parser.add_argument(
+        "--model", type=Path, default=None, help="Artifact directory (default: NABA_MODEL_DIR)."
+    )
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    overrides = {
+        k: v for k, v in {"model_dir": args.model, "host": args.host, "port": args.port}.items() if v
+    }
+    settings = Settings(**overrides)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _build_encoder(argv: list[str]) -> None:
+    from training.data import read_records
+    from training.encoder import EncoderSize, build_encoder
+
+    parser = argparse.ArgumentParser(prog="naba build-encoder", description="Random-weight BERT + WordPiece.")
+    parser.add_argument("--corpus", nargs="+", required=True, help="JSONL/CSV files with a text field.")
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--vocab-size", type=int, default=EncoderSize.vocab_size)
+    parser.add_argument("--hidden-size", type=int, default=EncoderSize.hidden_size)
+    parser.add_argument("--num-layers", type=int, default=EncoderSize.num_layers)
+    parser.add_argument("--num-heads", type=int, default=EncoderSize.num_heads)
+    parser.add_argument("--max-length", type=int, default=EncoderSize.max_position_embeddings)
+    args = parser.parse_args(argv)
+    size = EncoderSize(
+        vocab_size=args.vocab_size,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        intermediate_size=4 * args.hidden_size,
+        max_position_embeddings=args.max_length,
+    )
+    build_encoder((r.text for r in read_records(args.corpus)), args.output, size)
+
+
+def _train(argv: list[str]) -> None:
+    from training.train import main
+
+    main(argv)
+
+
+def _evaluate(argv: list[str]) -> None:
+    from training.evaluate import main
+
+    main(argv)
+
+
+def _build_starter(argv: list[str]) -> None:
+    from training.starter import main
+
+    main(argv)
+
+
+COMMANDS = {
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "serve": _serve,
+    "build-encoder": _build_encoder,
+    "build-starter": _build_starter,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `naba` console script; returns the process exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        sys.stderr.write(__doc__ or "")
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except NabaError as exc:
+        logger.error("%s", exc.message)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

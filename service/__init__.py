@@ -1,0 +1,1 @@
+"""HTTP service: FastAPI routes over the shared predictor."""

@@ -1,0 +1,120 @@
+"""Build the FastAPI app: routes, error handlers, metrics middleware and the model's lifecycle.
+
+The model loads in the background once the server is up: `/healthz` answers at once, `/readyz` and the
+analysis routes answer 503 until the predictor has loaded and answered its warm-up, and a model that fails to
+load leaves the process up and saying so (503) rather than crash-looping with no way to ask why.
+
+Run it with `uvicorn --factory service.app:create_app`, or `naba serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+import torch
+from fastapi import FastAPI
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from models.errors import NabaError
+from models.predictor import Predictor
+from service.config import Settings, get_settings
+from service.engine import InferenceEngine
+from service.errors import register_error_handlers
+from service.metrics import track_requests
+from service.routes import api_router
+
+logger = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    """The installed naba package version; 0.1.0 when running from a source tree that is not installed."""
+    try:
+        return metadata.version("naba")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+async def load_engine(app: FastAPI, settings: Settings, predictor: Predictor | None) -> None:
+    """Load the predictor (unless one was given), warm it up, then publish the engine on `app.state`.
+
+    Runs as a background task of the lifespan. Any failure is logged and recorded in `app.state.load_failed`;
+    it never propagates, so the process stays up to answer probes.
+    """
+    engine: InferenceEngine | None = None
+    try:
+        if predictor is None:
+            logger.info("loading model from %s (device=%s)", settings.model_dir, settings.device)
+            predictor = await asyncio.to_thread(
+                Predictor.from_dir, settings.model_dir, device=settings.device
+            )
+        engine = InferenceEngine(predictor)
+        await engine.warm_up()
+    except asyncio.CancelledError:  # shutdown while loading
+        if engine is not None:
+            engine.close()
+        raise
+    except Exception as exc:
+        if engine is not None:
+            engine.close()
+        app.state.load_failed = True
+        # A NabaError (e.g. ArtifactError) explains itself; anything else is a bug worth a traceback.
+        expected = isinstance(exc, NabaError)
+        logger.error(
+            "model not loaded from %s: %s: %s",
+            settings.model_dir,
+            type(exc).__name__,
+            exc,
+            exc_info=None if expected else exc,
+        )
+        return
+    app.state.engine = engine
+    logger.info("model %s %s ready", engine.ref.name, engine.ref.version)
+
+
+def create_app(settings: Settings | None = None, predictor: Predictor | None = None) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: Runtime settings; defaults to `get_settings()` (the `NABA_*` environment). Routes see the
+            same object through `SettingsDep`.
+        predictor: An already loaded predictor (tests, or a caller that loaded one itself). When None, the
+            lifespan loads `Predictor.from_dir(settings.model_dir, device=settings.device)`.
+
+    Returns:
+        The app. Its model loads when the lifespan starts; `app.state.loader` is that task, and
+        `app.state.engine` is set once the model is ready.
+    """
+    settings = settings if settings is not None else get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logger.info("settings: %s", settings.model_dump(mode="json"))
+        if settings.torch_threads is not None:
+            torch.set_num_threads(settings.torch_threads)
+        app.state.engine = None
+        app.state.load_failed = False
+        app.state.loader = asyncio.create_task(load_engine(app, settings, predictor))
+        try:
+            yield
+        finally:
+            app.state.loader.cancel()
+            await asyncio.gather(app.state.loader, return_exceptions=True)
+            if app.state.engine is not None:
+                app.state.engine.close()
+                app.state.engine = None
+
+    app = FastAPI(
+        title="Naba",
+        version=_version(),
+        description="Tags Arabic news articles by topic, quotes the evidence and summarises them.",
+        lifespan=lifespan,
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(BaseHTTPMiddleware, dispatch=track_requests)
+    register_error_handlers(app)
+    app.include_router(api_router)
+    return app

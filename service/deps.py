@@ -1,0 +1,33 @@
+"""Named dependencies for the routes: the settings and the ready inference engine."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from models.errors import ModelNotReadyError
+from service.config import Settings, get_settings
+from service.engine import InferenceEngine
+
+logger = logging.getLogger(__name__)
+
+
+def get_engine(request: Request) -> InferenceEngine:
+    """The engine the lifespan stored once the model loaded and warmed up.
+
+    Raises:
+        ModelNotReadyError: The model is still loading, or failed to load (the reason is in the log, not in
+            the response, which would otherwise leak paths and internals to clients).
+    """
+    engine: InferenceEngine | None = getattr(request.app.state, "engine", None)
+    if engine is None:
+        if getattr(request.app.state, "load_failed", False):
+            raise ModelNotReadyError("the model failed to load; the service log says why")
+        raise ModelNotReadyError("the model is still loading; retry shortly")
+    return engine
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+EngineDep = Annotated[InferenceEngine, Depends(get_engine)]

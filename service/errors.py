@@ -1,0 +1,123 @@
+"""The one table from errors to HTTP statuses, and the handlers that turn every error into the same body.
+
+Every error response is `{"error": <message>, "error_type": <kind>}`: typed `NabaError`s keep their message
+and `error_type`, request-validation failures name the offending field, HTTP errors (404, 405) keep their
+detail, and anything unexpected becomes a generic 500 whose traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from models.errors import (
+    BatchTooLargeError,
+    EmptyInputError,
+    InputTooLongError,
+    InvalidInputError,
+    ModelNotReadyError,
+    NabaError,
+)
+from service.schemas import ErrorResponse
+
+logger = logging.getLogger(__name__)
+
+# Looked up along the exception's class hierarchy, so a new subclass inherits its parent's status; any other
+# NabaError is a 500.
+STATUS_BY_ERROR: dict[type[NabaError], int] = {
+    InvalidInputError: 422,
+    EmptyInputError: 422,
+    InputTooLongError: 413,
+    BatchTooLargeError: 413,
+    ModelNotReadyError: 503,
+}
+REQUEST_ERROR_TYPE = "invalid_request"
+INTERNAL_ERROR_TYPE = "internal_error"
+
+
+def status_for(exc: NabaError) -> int:
+    """The HTTP status for a Naba error: the table entry of its nearest listed class, else 500."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route: each listed status documented with the error body."""
+    return {status: {"model": ErrorResponse, "description": HTTPStatus(status).phrase} for status in statuses}
+
+
+def error_response(
+    request: Request, status: int, message: str, error_type: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Build the error body and note its type on the request, where the metrics middleware reads it."""
+    request.state.error_type = error_type
+    body = ErrorResponse(error=message, error_type=error_type).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """Name a validation error's location as the client wrote it, e.g. `articles[3].text`."""
+    if loc and loc[0] in ("body", "query", "path"):
+        if len(loc) == 1:
+            return f"request {loc[0]}"
+        loc = loc[1:]
+    path = ""
+    for item in loc:
+        path += f"[{item}]" if isinstance(item, int) else f".{item}" if path else str(item)
+    return path or "request"
+
+
+def describe_validation_errors(errors: Sequence[Any], limit: int = 5) -> str:
+    """One readable line from pydantic's error list: field and problem for the first `limit` errors."""
+    parts = []
+    for err in errors[:limit]:
+        if err.get("type") == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "cannot parse it")
+            parts.append(f"request body is not valid JSON: {reason}")
+        else:
+            parts.append(f"{field_path(err.get('loc', ()))}: {err.get('msg', 'invalid value')}")
+    if len(errors) > limit:
+        parts.append(f"and {len(errors) - limit} more errors")
+    return "; ".join(parts) or "invalid request"
+
+
+async def handle_naba_error(request: Request, exc: NabaError) -> JSONResponse:
+    """A typed error: its status from the table, its own message and error_type."""
+    status = status_for(exc)
+    if status == 500:  # 503 (not ready) is an expected state, logged once when loading fails
+        logger.error("%s on %s %s: %s", exc.error_type, request.method, request.url.path, exc.message)
+    return error_response(request, status, exc.message, exc.error_type)
+
+
+async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body that is not JSON, or does not match the schema: 422 naming the field and the problem."""
+    return error_response(request, 422, describe_validation_errors(exc.errors()), REQUEST_ERROR_TYPE)
+
+
+async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Routing errors (404, 405) in the common body, keeping headers such as `Allow`."""
+    error_type = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error_response(request, exc.status_code, str(exc.detail), error_type, exc.headers)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug: log the traceback, answer a generic 500 that reveals nothing about the internals."""
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, 500, "internal server error", INTERNAL_ERROR_TYPE)
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    """Install the handlers above on `app`."""
+    app.add_exception_handler(NabaError, handle_naba_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected_error)

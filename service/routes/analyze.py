@@ -1,0 +1,83 @@
+"""Tag and summarise articles, one at a time or in a batch.
+
+Every article is checked here, before it is queued for the model, so a bad request costs no inference time
+and a batch with one bad article is refused whole, with the article's index in the message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+
+from models.errors import BatchTooLargeError, InputTooLongError, InvalidInputError, NabaError
+from models.preprocessing import validate_text
+from models.results import Article
+from service.config import Settings
+from service.deps import EngineDep, SettingsDep
+from service.errors import error_responses
+from service.schemas import (
+    AnalyzeRequest,
+    AnalyzeResponse,
+    BatchAnalyzeRequest,
+    BatchAnalyzeResponse,
+    BatchItemOut,
+)
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/analyze", tags=["analyze"])
+
+
+def resolve_summary_sentences(requested: int | None, settings: Settings) -> int:
+    """The request's summary length, or the default; refuse more than the service allows."""
+    if requested is None:
+        return settings.summary_sentences
+    if requested > settings.max_summary_sentences:
+        raise InvalidInputError(
+            f"summary_sentences is {requested}; the most allowed is {settings.max_summary_sentences}"
+        )
+    return requested
+
+
+def checked_article(
+    text: str, title: str | None, settings: Settings, article_id: str | None = None
+) -> Article:
+    """Validate one article's text (empty, too long, not Arabic) and title length, and build the Article."""
+    validate_text(text, settings.max_chars)
+    if title is not None and len(title) > settings.max_chars:
+        raise InputTooLongError(f"title has {len(title)} characters; the limit is {settings.max_chars}")
+    return Article(text=text, title=title, id=article_id)
+
+
+@router.post("", response_model=AnalyzeResponse, responses=error_responses(413, 422, 500, 503))
+async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep) -> AnalyzeResponse:
+    """Tag one article, quote the evidence for each label and summarise it."""
+    n_sentences = resolve_summary_sentences(body.summary_sentences, settings)
+    article = checked_article(body.text, body.title, settings)
+    [analysis] = await engine.analyze([article], n_sentences)
+    return AnalyzeResponse.model_validate(analysis.to_dict())
+
+
+@router.post("/batch", response_model=BatchAnalyzeResponse, responses=error_responses(413, 422, 500, 503))
+async def analyze_batch(
+    body: BatchAnalyzeRequest, engine: EngineDep, settings: SettingsDep
+) -> BatchAnalyzeResponse:
+    """Analyse several articles in one call; results keep the request's order and ids."""
+    if len(body.articles) > settings.max_batch_articles:
+        raise BatchTooLargeError(
+            f"batch has {len(body.articles)} articles; the limit is {settings.max_batch_articles}"
+        )
+    n_sentences = resolve_summary_sentences(body.summary_sentences, settings)
+    articles = []
+    for index, item in enumerate(body.articles):
+        try:
+            articles.append(checked_article(item.text, item.title, settings, item.id))
+        except NabaError as exc:
+            raise type(exc)(f"articles[{index}]: {exc.message}") from exc
+    analyses = await engine.analyze(articles, n_sentences)
+    results = [
+        BatchItemOut.model_validate({"id": article.id, **analysis.to_dict()})
+        for article, analysis in zip(articles, analyses, strict=True)
+    ]
+    return BatchAnalyzeResponse(results=results)

@@ -1,0 +1,171 @@
+"""Request and response bodies of the HTTP API.
+
+Requests are strict (`extra="forbid"`, `StrictStr`): a misspelt field or a number sent as text is a 422, not
+a silently different request. Limits that come from `Settings` (max_chars, batch size, largest summary) are
+checked in the routes, since a schema cannot read runtime settings. Responses mirror `Analysis.to_dict()`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+EXAMPLE_TITLE = "البنك المركزي يرفع سعر الفائدة"
+EXAMPLE_TEXT = (
+    "أعلن البنك المركزي اليوم رفع سعر الفائدة بنصف نقطة مئوية. "
+    "وقال المحافظ إن القرار يهدف إلى كبح التضخم. "
+    "وتراجعت أسهم البنوك في البورصة عقب الإعلان."
+)
+_EXAMPLE_LABEL = {
+    "label": "economy",
+    "score": 0.94,
+    "evidence": ["أعلن البنك المركزي اليوم رفع سعر الفائدة بنصف نقطة مئوية."],
+}
+_EXAMPLE_ANALYSIS: dict[str, Any] = {
+    "labels": [_EXAMPLE_LABEL],
+    "scores": {"economy": 0.94, "politics": 0.21, "sports": 0.01},
+    "summary": "أعلن البنك المركزي اليوم رفع سعر الفائدة بنصف نقطة مئوية.",
+    "summary_indices": [0],
+    "model": {"name": "naba-arabert-topics", "version": "1.0.0"},
+}
+
+ArticleText = Annotated[
+    StrictStr, Field(description="The article body, in Arabic. Evidence and summary quote it verbatim.")
+]
+ArticleTitle = Annotated[
+    StrictStr | None,
+    Field(description="The headline. It helps tagging but is never quoted as evidence or summary."),
+]
+SummarySentences = Annotated[
+    StrictInt | None,
+    Field(ge=1, description="Sentences in the summary; defaults to the service setting and is capped by it."),
+]
+
+
+class AnalyzeRequest(BaseModel):
+    """One article to tag and summarise."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"text": EXAMPLE_TEXT, "title": EXAMPLE_TITLE, "summary_sentences": 1}]
+        },
+    )
+
+    text: ArticleText
+    title: ArticleTitle = None
+    summary_sentences: SummarySentences = None
+
+
+class BatchArticle(BaseModel):
+    """One article of a batch; `id` is echoed back so clients can match results."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: StrictStr | None = Field(None, description="Client's identifier, echoed in the result.")
+    text: ArticleText
+    title: ArticleTitle = None
+
+
+class BatchAnalyzeRequest(BaseModel):
+    """Several articles analysed in one call; results come back in the same order."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"articles": [{"id": "a1", "text": EXAMPLE_TEXT, "title": EXAMPLE_TITLE}]}]
+        },
+    )
+
+    articles: list[BatchArticle] = Field(
+        min_length=1, description="The articles; at most the service's max_batch_articles."
+    )
+    summary_sentences: SummarySentences = None
+
+
+class LabelOut(BaseModel):
+    """A label the article was tagged with."""
+
+    label: str = Field(description="Topic label.")
+    score: float = Field(description="Probability of the label, between 0 and 1.")
+    evidence: list[str] = Field(description="Article sentences that support the label, quoted verbatim.")
+
+
+class ModelRefOut(BaseModel):
+    """Which model produced a result."""
+
+    name: str
+    version: str
+
+
+class AnalyzeResponse(BaseModel):
+    """Tags, scores and an extractive summary of one article."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_ANALYSIS]})
+
+    labels: list[LabelOut] = Field(description="Labels whose score passes their threshold, best first.")
+    scores: dict[str, float] = Field(description="Every label's probability.")
+    summary: str = Field(description="Article sentences, in article order; never invented text.")
+    summary_indices: list[int] = Field(description="Positions of the summary sentences in the article.")
+    model: ModelRefOut
+
+
+class BatchItemOut(AnalyzeResponse):
+    """The analysis of one batch article, with the client's id."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"id": "a1", **_EXAMPLE_ANALYSIS}]})
+
+    id: str | None = Field(None, description="The id sent with the article.")
+
+
+class BatchAnalyzeResponse(BaseModel):
+    """One result per article, in request order."""
+
+    results: list[BatchItemOut]
+
+
+class ModelInfo(BaseModel):
+    """The served model (as the artifact describes it) and the service's request limits."""
+
+    name: str
+    version: str
+    description: str | None = Field(None, description="What the model tags, in the artifact's words.")
+    labels: list[str]
+    thresholds: dict[str, float] = Field(description="Per-label decision thresholds.")
+    max_length: int | None = Field(None, description="Tokens the model reads per article.")
+    base_model: str | None = Field(None, description="The pretrained encoder the model was fine-tuned from.")
+    metrics: dict[str, Any] | None = Field(None, description="Evaluation metrics saved with the artifact.")
+    created: str | None = Field(None, description="When the artifact was written, if recorded.")
+    device: str | None = Field(None, description="Where the model runs, e.g. cpu or cuda:0.")
+    max_chars: int = Field(description="Longest article text accepted, in characters.")
+    max_batch_articles: int = Field(description="Most articles in one batch request.")
+    max_summary_sentences: int = Field(description="Largest summary_sentences a request may ask.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"error": "text is empty: send the article's text in 'text'", "error_type": "empty_input"}
+            ]
+        }
+    )
+
+    error: str = Field(description="What went wrong, in words a client can act on.")
+    error_type: str = Field(description="Stable machine-readable kind, e.g. empty_input, model_not_ready.")
+
+
+class HealthResponse(BaseModel):
+    """Liveness: the process is up."""
+
+    status: str = "ok"
+
+
+class ReadyResponse(BaseModel):
+    """Readiness: the model is loaded and answered its warm-up."""
+
+    status: str = "ready"
+    model: ModelRefOut

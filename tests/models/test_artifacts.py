@@ -1,0 +1,92 @@
+"""Artifacts: save → load keeps outputs, and loading refuses anything unsafe or incomplete."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.artifacts import NabaConfig, load_artifact, read_config, save_artifact
+from models.errors import ArtifactError
+from models.predictor import Predictor
+from models.results import Article
+from tests.conftest import NEGATIVES
+
+
+def read_config_copy(predictor: Predictor) -> NabaConfig:
+    """A fresh copy of the predictor's config (save_artifact fills in versions and heads)."""
+    return NabaConfig.from_dict(predictor.config.to_dict())
+
+
+def _copy(model_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(model_dir, tmp_path / "copy"))
+
+
+def test_artifact_holds_every_file(model_dir: Path) -> None:
+    names = {p.name for p in model_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "naba_config.json", "metrics.json", "README.md",
+            "checksums.json"} <= names  # fmt: skip
+    config = read_config(model_dir)
+    assert config.labels == ["attack", "coordination_centre", "joint_operation"]
+    assert config.data_hash and len(config.data_hash) == 64
+    assert set(config.versions) == {"naba", "transformers", "torch"}
+    assert "macro_f1" in json.loads((model_dir / "metrics.json").read_text())
+    assert "macro-F1" in (model_dir / "README.md").read_text()
+
+
+def test_save_then_load_keeps_outputs(predictor: Predictor, tmp_path: Path) -> None:
+    out = save_artifact(predictor.model, predictor.tokenizer, read_config_copy(predictor), tmp_path / "again")
+    again = Predictor.from_dir(out, device="cpu")
+    article = [Article(NEGATIVES[2])]
+    a, b = predictor.analyze(article)[0], again.analyze(article)[0]
+    assert a.scores == pytest.approx(b.scores)
+    assert a.summary_indices == b.summary_indices
+
+
+def test_save_refuses_an_existing_directory(predictor: Predictor, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(ArtifactError, match="already exists"):
+        save_artifact(predictor.model, predictor.tokenizer, read_config_copy(predictor), tmp_path / "taken")
+
+
+def test_failed_save_leaves_nothing_behind(predictor: Predictor, tmp_path: Path, monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(predictor.tokenizer, "save_pretrained", explode)
+    with pytest.raises(OSError, match="disk full"):
+        save_artifact(predictor.model, predictor.tokenizer, read_config_copy(predictor), tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_refuses_pickled_weights(model_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(model_dir, tmp_path)
+    (copy / "model.safetensors").unlink()
+    torch.save({"w": torch.zeros(1)}, copy / "pytorch_model.bin")
+    with pytest.raises(ArtifactError, match="refuses"):
+        load_artifact(copy)
+
+
+def test_load_refuses_a_tampered_file(model_dir: Path, tmp_path: Path) -> None:
+    copy = _copy(model_dir, tmp_path)
+    config = json.loads((copy / "naba_config.json").read_text())
+    config["thresholds"] = [0.0, 0.0, 0.0]
+    (copy / "naba_config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="checksum"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("missing", ["naba_config.json", "tokenizer.json", "checksums.json"])
+def test_load_refuses_an_incomplete_artifact(model_dir: Path, tmp_path: Path, missing: str) -> None:
+    copy = _copy(model_dir, tmp_path)
+    (copy / missing).unlink()
+    with pytest.raises(ArtifactError):
+        load_artifact(copy)
+
+
+def test_load_of_a_missing_directory_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_artifact(tmp_path / "nowhere")

@@ -1,0 +1,95 @@
+"""The predictor: one call from articles to tags, evidence and summary, the same alone or in a batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.predictor import Predictor, resolve_device
+from models.preprocessing import split_sentences
+from models.results import Article
+from tests.conftest import NEGATIVES, seed_records
+
+SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]
+LONG = Article(
+    " ".join(f"الجملة رقم {i} عن العمليات المشتركة في المحافظة." for i in range(80)), title="عنوان"
+)
+
+
+def test_analysis_has_every_label_score_and_only_labels_over_threshold(predictor: Predictor) -> None:
+    for analysis in predictor.analyze(SEEDS):
+        assert set(analysis.scores) == set(predictor.labels)
+        assert all(0.0 <= s <= 1.0 for s in analysis.scores.values())
+        expected = {lbl for lbl, s in analysis.scores.items() if s >= predictor.thresholds[lbl]}
+        assert {r.label for r in analysis.labels} == expected
+        assert [r.score for r in analysis.labels] == sorted((r.score for r in analysis.labels), reverse=True)
+
+
+def test_evidence_and_summary_quote_the_article(predictor: Predictor) -> None:
+    for article, analysis in zip(SEEDS, predictor.analyze(SEEDS), strict=True):
+        sentences = split_sentences(article.text)
+        assert analysis.sentences == sentences
+        for result in analysis.labels:
+            assert 1 <= len(result.evidence) <= predictor.config.evidence_sentences
+            assert all(e in sentences for e in result.evidence)
+        assert analysis.summary_indices == sorted(analysis.summary_indices)
+        assert analysis.summary == " ".join(sentences[i] for i in analysis.summary_indices)
+
+
+@pytest.mark.parametrize("n", [1, 2, 4])
+def test_summary_length_follows_the_request(predictor: Predictor, n: int) -> None:
+    analysis = predictor.analyze([SEEDS[1]], summary_sentences=n)[0]
+    assert len(analysis.summary_indices) == n
+
+
+def test_summary_respects_the_length_budget(predictor: Predictor) -> None:
+    analysis = predictor.analyze([SEEDS[1]], summary_sentences=50)[0]
+    assert len(analysis.summary) <= predictor.config.summary_max_chars
+    assert len(analysis.summary_indices) >= 1
+
+
+def test_title_is_never_quoted(predictor: Predictor) -> None:
+    title = "عنوان خاص لا يظهر في النص"
+    analysis = predictor.analyze([Article(NEGATIVES[0], title=title)], summary_sentences=5)[0]
+    assert title not in analysis.summary
+    assert all(title not in e for r in analysis.labels for e in r.evidence)
+
+
+def test_every_sentence_of_a_long_article_is_scored(predictor: Predictor) -> None:
+    encoded = predictor.encode(LONG)
+    assert len(encoded.windows) > 3
+    scores = predictor.score([encoded])[0]
+    assert scores.summary_logits.shape == (80,)
+    assert scores.sentence_logits.shape == (80, len(predictor.labels))
+    assert np.isfinite(scores.summary_logits).all()
+
+
+def test_batched_results_equal_single_results(predictor: Predictor) -> None:
+    articles = [*SEEDS, LONG, Article(NEGATIVES[1])]
+    batched = predictor.analyze(articles)
+    small = Predictor(
+        predictor.model, predictor.tokenizer, predictor.config, predictor.device, max_windows_per_pass=1
+    )
+    for article, together in zip(articles, batched, strict=True):
+        alone = small.analyze([article])[0]
+        assert alone.summary_indices == together.summary_indices
+        assert [r.label for r in alone.labels] == [r.label for r in together.labels]
+        for label in predictor.labels:
+            assert alone.scores[label] == pytest.approx(together.scores[label], abs=1e-5)
+
+
+def test_empty_batch_gives_empty_result(predictor: Predictor) -> None:
+    assert predictor.analyze([]) == []
+
+
+def test_info_describes_the_model(predictor: Predictor) -> None:
+    info = predictor.info
+    assert info["labels"] == predictor.labels
+    assert info["version"] == "test-1"
+    assert set(info["thresholds"]) == set(predictor.labels)
+    assert info["max_length"] == 64
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda"}

@@ -1,0 +1,108 @@
+"""Normalisation and sentence splitting: exact cases plus properties that must hold for any text."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models.errors import EmptyInputError, InputTooLongError, InvalidInputError
+from models.preprocessing import (
+    FOLD_ALL,
+    PreprocessConfig,
+    has_arabic,
+    normalize,
+    sentence_spans,
+    split_sentences,
+    validate_text,
+)
+
+ARABIC_TEXT = st.text(
+    alphabet=st.sampled_from(list('ابتثجحخدذرسشصضطظعغفقكلمنهويةىأإآءـًٌٍَُِّْ0123456789٠١٢ .,!?؟؛…\n\t"«»()')),
+    max_size=300,
+)
+
+
+def test_normalize_removes_diacritics_and_tatweel() -> None:
+    assert normalize("اَلْعَرَبِيَّةُ") == "العربية"
+    assert normalize("جمـــيل") == "جميل"
+
+
+def test_normalize_keeps_letter_variants_by_default_and_folds_when_asked() -> None:
+    assert normalize("إلى مدرسة") == "إلى مدرسة"
+    assert normalize("إلى مدرسة", FOLD_ALL) == "الي مدرسه"
+
+
+def test_normalize_collapses_whitespace_and_invisible_characters() -> None:
+    assert normalize("  بغداد\u200b \n\t  الموصل\ufeff ") == "بغداد الموصل"
+
+
+def test_normalize_digits_only_when_asked() -> None:
+    assert normalize("عام ٢٠١٥") == "عام ٢٠١٥"
+    assert normalize("عام ٢٠١٥", PreprocessConfig(normalize_digits=True)) == "عام 2015"
+
+
+@settings(max_examples=200, deadline=None)
+@given(ARABIC_TEXT)
+def test_normalize_is_idempotent(text: str) -> None:
+    for config in (PreprocessConfig(), FOLD_ALL):
+        once = normalize(text, config)
+        assert normalize(once, config) == once
+
+
+def test_config_round_trips_and_rejects_unknown_keys() -> None:
+    config = PreprocessConfig(normalize_alef=True)
+    assert PreprocessConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown preprocessing settings"):
+        PreprocessConfig.from_dict({"lowercase": True})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("قتل شخصان. وأصيب ثلاثة آخرون!", ["قتل شخصان.", "وأصيب ثلاثة آخرون!"]),
+        ("هل انتهت العملية؟ نعم؛ انتهت", ["هل انتهت العملية؟", "نعم؛", "انتهت"]),
+        (
+            "ارتفعت النسبة إلى 3.5 بالمئة. وبلغ العدد 1.200 شخص.",
+            ["ارتفعت النسبة إلى 3.5 بالمئة.", "وبلغ العدد 1.200 شخص."],
+        ),
+        ("قال د. محمد علي إن الوضع مستقر.", ["قال د. محمد علي إن الوضع مستقر."]),
+        ("أعلنت قوات U.S. Army انسحابها. ثم عادت.", ["أعلنت قوات U.S. Army انسحابها.", "ثم عادت."]),
+        ('وقال: "انتهت المعركة." ثم غادر.', ['وقال: "انتهت المعركة."', "ثم غادر."]),
+        ("السطر الأول\nالسطر الثاني\n\n  السطر الثالث", ["السطر الأول", "السطر الثاني", "السطر الثالث"]),
+        ("انتظروا... ثم بدأ الهجوم", ["انتظروا...", "ثم بدأ الهجوم"]),
+        ("", []),
+        ("   \n ", []),
+    ],
+)
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(ARABIC_TEXT)
+def test_sentence_spans_never_lose_or_reorder_text(text: str) -> None:
+    spans = sentence_spans(text)
+    assert all(a < b for a, b in spans)
+    assert all(prev[1] <= nxt[0] for prev, nxt in pairwise(spans))
+    assert all(text[a:b] == text[a:b].strip() for a, b in spans)
+    # Every non-space character is in exactly one sentence, in order.
+    joined = "".join(text[a:b] for a, b in spans)
+    assert "".join(joined.split()) == "".join(text.split())
+
+
+def test_has_arabic() -> None:
+    assert has_arabic("Breaking: انفجار")
+    assert not has_arabic("only English 123 !?")
+
+
+def test_validate_text_errors() -> None:
+    with pytest.raises(EmptyInputError):
+        validate_text("  \n", max_chars=100)
+    with pytest.raises(InputTooLongError, match="limit is 10"):
+        validate_text("ب" * 11, max_chars=10)
+    with pytest.raises(InvalidInputError, match="no Arabic"):
+        validate_text("hello world", max_chars=100)
+    validate_text("مرحبا", max_chars=100)

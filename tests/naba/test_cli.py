@@ -1,0 +1,94 @@
+"""The `naba` console script end to end on the tiny model: predict (with resume and a bad line), help, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from naba.cli import main
+from tests.conftest import NEGATIVES, seed_records, write_jsonl
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+
+
+def test_predict_writes_one_result_per_good_line_and_resumes(model_dir: Path, tmp_path: Path) -> None:
+    rows = [{"id": r["id"], "text": r["text"]} for r in seed_records()]
+    rows += [{"id": f"neg-{i}", "text": t} for i, t in enumerate(NEGATIVES)]
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    with data.open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    out = tmp_path / "out.jsonl"
+    args = ["predict", "--model", str(model_dir), "--input", str(data), "--output", str(out), "--no-progress"]
+    assert main([*args, "--device", "cpu", "--summary-sentences", "2"]) == 0
+
+    results = _lines(out)
+    assert [r["id"] for r in results] == [r["id"] for r in rows]
+    assert all(len(r["summary_indices"]) == 2 for r in results)
+    assert set(results[0]) == {"id", "labels", "scores", "summary", "summary_indices", "model"}
+    errors = _lines(tmp_path / "out.errors.jsonl")
+    assert [e["line"] for e in errors] == [len(rows) + 1]
+
+    # A run killed mid-write leaves a torn last line; the rerun repairs it and writes each id once.
+    text = out.read_text("utf-8")
+    out.write_text(text[: text.rindex("\n", 0, len(text) - 1) + 20], "utf-8")
+    assert main([*args, "--device", "cpu"]) == 0
+    again = [r["id"] for r in _lines(out)]
+    assert sorted(again) == sorted(r["id"] for r in rows)
+
+
+def test_csv_input(model_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text(
+        "id,title,text\n" + "".join(f'c{i},عنوان,"{t}"\n' for i, t in enumerate(NEGATIVES)), "utf-8"
+    )
+    out = tmp_path / "out.jsonl"
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(model_dir),
+                "--input",
+                str(data),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert [r["id"] for r in _lines(out)] == [f"c{i}" for i in range(len(NEGATIVES))]
+
+
+def test_a_missing_model_is_a_clear_error(tmp_path: Path, caplog) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": NEGATIVES[0]}])
+    code = main(
+        ["predict", "--model", str(tmp_path / "none"), "--input", str(data), "--output", str(tmp_path / "o")]
+    )
+    assert code == 1
+    assert "does not exist" in caplog.text
+
+
+def test_help_and_unknown_commands(capsys) -> None:
+    assert main(["--help"]) == 0
+    assert main(["frobnicate"]) == 2
+    assert "naba train" in capsys.readouterr().err
+
+
+def test_build_encoder_makes_a_loadable_base_model(tmp_path: Path) -> None:
+    from transformers import AutoModel, AutoTokenizer
+
+    data = write_jsonl(
+        tmp_path / "corpus.jsonl", [{"id": r["id"], "text": r["text"]} for r in seed_records()]
+    )
+    out = tmp_path / "enc"
+    args = ["build-encoder", "--corpus", str(data), "--output", str(out), "--vocab-size", "300"]
+    assert (
+        main([*args, "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--max-length", "64"])
+        == 0
+    )
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(tokenizer) == 300
+    assert AutoModel.from_pretrained(out).config.hidden_size == 32

@@ -1,0 +1,124 @@
+"""A fake predictor that duck-types `models.predictor.Predictor`, variants that misbehave, and a wait helper.
+
+The fake is deterministic and derived from the input (a label scores high when one of its keywords occurs,
+the summary is the first sentences), so tests can predict every field without a model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from models.preprocessing import split_sentences
+from models.results import Analysis, Article, LabelResult, ModelRef
+
+KEYWORDS = {
+    "economy": ("البنك", "التضخم", "الاقتصاد"),
+    "politics": ("الحكومة", "البرلمان", "الانتخابات"),
+    "sports": ("المنتخب", "المباراة", "الدوري"),
+}
+ECONOMY_TEXT = "أعلن البنك المركزي رفع سعر الفائدة. وقال المحافظ إن القرار يكبح التضخم. وتراجعت الأسهم."
+POLITICS_TEXT = "عقد البرلمان جلسة طارئة. وناقش النواب الموازنة."
+SPORTS_TEXT = "فاز المنتخب في المباراة النهائية."
+
+
+class FakePredictor:
+    """Stands in for `models.predictor.Predictor`: same attributes and methods, keyword scores."""
+
+    def __init__(self) -> None:
+        self.labels = list(KEYWORDS)
+        self.thresholds = dict.fromkeys(KEYWORDS, 0.5)
+        self.ref = ModelRef(name="fake-topics", version="0.0.1")
+        self.warmed_up = False
+        self.threads: list[str] = []  # name of the thread each analyze call ran on
+        self.calls: list[tuple[list[Article], int | None]] = []
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.ref.name,
+            "version": self.ref.version,
+            "description": "keyword fake",
+            "labels": self.labels,
+            "thresholds": self.thresholds,
+            "max_length": 128,
+            "base_model": "none",
+            "created": "2024-01-01T00:00:00Z",
+            "metrics": {"micro_f1": 1.0},
+            "device": "cpu",
+        }
+
+    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+        self.threads.append(threading.current_thread().name)
+        self.calls.append((list(articles), summary_sentences))
+        return [self._one(article, summary_sentences or 1) for article in articles]
+
+    def warm_up(self) -> None:
+        self.analyze([Article(text="نص للتحمية.")])
+        self.warmed_up = True
+
+    def _one(self, article: Article, n_summary: int) -> Analysis:
+        sentences = split_sentences(article.text)
+        scores = {
+            label: 0.9 if any(word in article.text for word in words) else 0.1
+            for label, words in KEYWORDS.items()
+        }
+        labels = [
+            LabelResult(label, score, [s for s in sentences if any(w in s for w in KEYWORDS[label])])
+            for label, score in scores.items()
+            if score >= self.thresholds[label]
+        ]
+        chosen = list(range(min(n_summary, len(sentences))))
+        return Analysis(
+            labels=labels,
+            scores=scores,
+            summary=" ".join(sentences[i] for i in chosen),
+            summary_indices=chosen,
+            model=self.ref,
+            sentences=sentences,
+        )
+
+
+class RaisingPredictor(FakePredictor):
+    """Warms up fine, then raises `error` on every request."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+        if self.warmed_up:
+            raise self.error
+        return super().analyze(articles, summary_sentences)
+
+
+class SlowWarmUpPredictor(FakePredictor):
+    """Warm-up blocks until the test sets `release`, to observe the service before it is ready."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def warm_up(self) -> None:
+        if not self.release.wait(timeout=10):
+            raise RuntimeError("test never released the warm-up")
+        super().warm_up()
+
+
+def wait_until_loaded(client: TestClient) -> None:
+    """Block until the app's background model load has finished (succeeded or failed).
+
+    The lifespan loads the model in a task on the client's event loop; awaiting it through the client's
+    portal is deterministic, unlike polling /readyz.
+    """
+    app: FastAPI = client.app  # type: ignore[assignment]
+
+    async def _wait() -> None:
+        await app.state.loader
+
+    assert client.portal is not None, "use the TestClient as a context manager so the lifespan runs"
+    client.portal.call(_wait)

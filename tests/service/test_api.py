@@ -1,0 +1,375 @@
+"""The HTTP contract: happy paths, every bad input, readiness, model info, metrics and docs.
+
+Each bad request must get its mapped status and the common error body, must not reach the predictor, and
+must leave the service answering the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from service.app import create_app
+from service.config import Settings
+from tests.service.fakes import (
+    ECONOMY_TEXT,
+    POLITICS_TEXT,
+    SPORTS_TEXT,
+    FakePredictor,
+    RaisingPredictor,
+    SlowWarmUpPredictor,
+    wait_until_loaded,
+)
+
+
+def assert_error(response: Any, status: int, error_type: str, contains: str = "") -> None:
+    """The response has `status` and exactly the common error body, with `contains` in its message."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "error_type"}
+    assert body["error_type"] == error_type
+    assert contains in body["error"]
+
+
+def assert_still_serving(client: TestClient) -> None:
+    response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+    assert response.status_code == 200, response.text
+
+
+# --- happy paths --------------------------------------------------------------------------------------------
+
+
+def test_analyze_returns_labels_evidence_and_summary(client: TestClient) -> None:
+    response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT, "title": "البنك المركزي"})
+    assert response.status_code == 200
+    body = response.json()
+    assert [label["label"] for label in body["labels"]] == ["economy"]
+    assert body["labels"][0]["evidence"] == [
+        "أعلن البنك المركزي رفع سعر الفائدة.",
+        "وقال المحافظ إن القرار يكبح التضخم.",
+    ]
+    assert body["scores"] == {"economy": 0.9, "politics": 0.1, "sports": 0.1}
+    # Default length comes from settings.summary_sentences (2 in the fixture).
+    assert body["summary_indices"] == [0, 1]
+    assert body["summary"] == "أعلن البنك المركزي رفع سعر الفائدة. وقال المحافظ إن القرار يكبح التضخم."
+    assert body["model"] == {"name": "fake-topics", "version": "0.0.1"}
+
+
+def test_analyze_passes_title_and_summary_sentences(client: TestClient, predictor: FakePredictor) -> None:
+    response = client.post(
+        "/v1/analyze", json={"text": ECONOMY_TEXT, "title": "عنوان", "summary_sentences": 1}
+    )
+    assert response.status_code == 200
+    assert response.json()["summary_indices"] == [0]
+    articles, n_summary = predictor.calls[-1]
+    assert articles[0].title == "عنوان"
+    assert n_summary == 1
+
+
+def test_analyze_runs_model_on_inference_thread(client: TestClient, predictor: FakePredictor) -> None:
+    client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+    # Warm-up and requests all ran on the engine's one worker thread, never the event loop's.
+    assert len(set(predictor.threads)) == 1
+    assert predictor.threads[0].startswith("naba-inference")
+
+
+def test_batch_keeps_order_and_echoes_ids(client: TestClient, predictor: FakePredictor) -> None:
+    articles = [
+        {"id": "s", "text": SPORTS_TEXT},
+        {"id": "e", "text": ECONOMY_TEXT, "title": "اقتصاد"},
+        {"text": POLITICS_TEXT},
+    ]
+    response = client.post("/v1/analyze/batch", json={"articles": articles, "summary_sentences": 1})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == ["s", "e", None]
+    assert [[label["label"] for label in r["labels"]] for r in results] == [
+        ["sports"],
+        ["economy"],
+        ["politics"],
+    ]
+    assert all(r["summary_indices"] == [0] for r in results)
+    # One predictor call for the whole batch.
+    batch_articles, n_summary = predictor.calls[-1]
+    assert [a.id for a in batch_articles] == ["s", "e", None]
+    assert n_summary == 1
+
+
+def test_batch_result_equals_single_result(client: TestClient) -> None:
+    single = client.post("/v1/analyze", json={"text": ECONOMY_TEXT}).json()
+    batch = client.post("/v1/analyze/batch", json={"articles": [{"text": ECONOMY_TEXT}]}).json()
+    assert batch["results"][0] == {"id": None, **single}
+
+
+# --- bad input ----------------------------------------------------------------------------------------------
+
+BAD_ANALYZE_BODIES = [
+    pytest.param({"text": ""}, 422, "empty_input", "text is empty", id="empty"),
+    pytest.param({"text": "  \n\t "}, 422, "empty_input", "text is empty", id="whitespace"),
+    pytest.param({"text": "ب" * 501}, 413, "input_too_long", "501 characters", id="too-long"),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "title": "ع" * 501}, 413, "input_too_long", "title", id="title-too-long"
+    ),
+    pytest.param({"text": "Breaking news in English."}, 422, "invalid_input", "no Arabic", id="no-arabic"),
+    pytest.param({"text": 123}, 422, "invalid_request", "text:", id="text-number"),
+    pytest.param({"text": ["نص"]}, 422, "invalid_request", "text:", id="text-list"),
+    pytest.param({"text": ECONOMY_TEXT, "title": 5}, 422, "invalid_request", "title:", id="title-number"),
+    pytest.param({}, 422, "invalid_request", "text: Field required", id="missing-text"),
+    pytest.param({"text": ECONOMY_TEXT, "lang": "ar"}, 422, "invalid_request", "lang:", id="unknown-field"),
+    pytest.param([ECONOMY_TEXT], 422, "invalid_request", "request body:", id="array-body"),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_sentences": "2"},
+        422,
+        "invalid_request",
+        "summary_sentences:",
+        id="str-n",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_sentences": 0},
+        422,
+        "invalid_request",
+        "summary_sentences:",
+        id="zero",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_sentences": 6},
+        422,
+        "invalid_input",
+        "most allowed is 5",
+        id="too-many",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "error_type", "message"), BAD_ANALYZE_BODIES)
+def test_analyze_rejects_bad_input(
+    client: TestClient, predictor: FakePredictor, body: Any, status: int, error_type: str, message: str
+) -> None:
+    calls_before = len(predictor.calls)
+    assert_error(client.post("/v1/analyze", json=body), status, error_type, message)
+    assert len(predictor.calls) == calls_before, "a rejected request must not reach the model"
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize("raw", [b'{"text": ', b"not json", b""], ids=["truncated", "not-json", "no-body"])
+def test_analyze_rejects_invalid_json(client: TestClient, raw: bytes) -> None:
+    response = client.post("/v1/analyze", content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request")
+    assert_still_serving(client)
+
+
+def test_invalid_json_message_says_so(client: TestClient) -> None:
+    response = client.post("/v1/analyze", content=b'{"text": ', headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request", "not valid JSON")
+
+
+def _articles(n: int) -> list[dict[str, str]]:
+    return [{"id": str(i), "text": ECONOMY_TEXT} for i in range(n)]
+
+
+BAD_BATCH_BODIES = [
+    pytest.param(
+        {"articles": _articles(5)}, 413, "batch_too_large", "5 articles; the limit is 4", id="too-large"
+    ),
+    pytest.param({"articles": []}, 422, "invalid_request", "articles:", id="empty-list"),
+    pytest.param({}, 422, "invalid_request", "articles: Field required", id="missing-articles"),
+    pytest.param(
+        {"articles": [*_articles(2), {"text": " "}]},
+        422,
+        "empty_input",
+        "articles[2]: text is empty",
+        id="empty",
+    ),
+    pytest.param(
+        {"articles": [{"text": ECONOMY_TEXT}, {"text": "ب" * 501}]},
+        413,
+        "input_too_long",
+        "articles[1]: text has 501",
+        id="too-long",
+    ),
+    pytest.param(
+        {"articles": [{"text": "hello"}]},
+        422,
+        "invalid_input",
+        "articles[0]: text holds no Arabic",
+        id="no-arabic",
+    ),
+    pytest.param(
+        {"articles": [{"text": ECONOMY_TEXT}, {"text": 7}]},
+        422,
+        "invalid_request",
+        "articles[1].text:",
+        id="type",
+    ),
+    pytest.param(
+        {"articles": [{"text": ECONOMY_TEXT, "body": "x"}]},
+        422,
+        "invalid_request",
+        "articles[0].body",
+        id="extra",
+    ),
+    pytest.param(
+        {"articles": _articles(1), "summary_sentences": 99},
+        422,
+        "invalid_input",
+        "summary_sentences",
+        id="summary",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "error_type", "message"), BAD_BATCH_BODIES)
+def test_batch_rejects_bad_input(
+    client: TestClient, predictor: FakePredictor, body: Any, status: int, error_type: str, message: str
+) -> None:
+    calls_before = len(predictor.calls)
+    assert_error(client.post("/v1/analyze/batch", json=body), status, error_type, message)
+    assert len(predictor.calls) == calls_before, "one bad article fails the whole batch before inference"
+    assert_still_serving(client)
+
+
+def test_batch_at_limit_is_accepted(client: TestClient) -> None:
+    response = client.post("/v1/analyze/batch", json={"articles": _articles(4)})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["results"]] == ["0", "1", "2", "3"]
+
+
+def test_unknown_path_and_wrong_method_use_error_body(client: TestClient) -> None:
+    assert_error(client.get("/v1/nope"), 404, "not_found")
+    response = client.get("/v1/analyze")
+    assert_error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+def test_unexpected_error_is_generic_500_and_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    predictor = RaisingPredictor(RuntimeError("secret internal detail /srv/model.bin"))
+    app = create_app(settings, predictor=predictor)
+    with TestClient(app, raise_server_exceptions=False) as client, caplog.at_level(logging.ERROR):
+        wait_until_loaded(client)
+        response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+        assert_error(response, 500, "internal_error", "internal server error")
+        assert "secret" not in response.text
+        assert "Traceback" not in response.text
+        assert client.get("/healthz").status_code == 200
+    logged = [r for r in caplog.records if r.name == "service.errors" and r.exc_info]
+    assert logged, "the traceback goes to the log"
+    assert "secret internal detail" in str(logged[0].exc_info[1])
+
+
+# --- health and readiness -----------------------------------------------------------------------------------
+
+
+def test_healthz_and_readyz_when_ready(client: TestClient, predictor: FakePredictor) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "model": {"name": "fake-topics", "version": "0.0.1"}}
+    assert predictor.warmed_up
+
+
+def test_not_ready_until_warm_up_finishes(settings: Settings) -> None:
+    predictor = SlowWarmUpPredictor()
+    with TestClient(create_app(settings, predictor=predictor)) as client:
+        try:
+            assert client.get("/healthz").status_code == 200
+            assert_error(client.get("/readyz"), 503, "model_not_ready", "still loading")
+            assert_error(client.post("/v1/analyze", json={"text": ECONOMY_TEXT}), 503, "model_not_ready")
+            assert_error(client.get("/v1/model"), 503, "model_not_ready")
+        finally:
+            predictor.release.set()
+        wait_until_loaded(client)
+        assert client.get("/readyz").status_code == 200
+        assert client.post("/v1/analyze", json={"text": ECONOMY_TEXT}).status_code == 200
+
+
+def test_failed_load_keeps_process_up(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    # No predictor and a model_dir that does not exist: Predictor.from_dir fails, the service stays up.
+    with caplog.at_level(logging.ERROR), TestClient(create_app(settings)) as client:
+        wait_until_loaded(client)
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert_error(client.get("/readyz"), 503, "model_not_ready", "failed to load")
+        response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+        assert_error(response, 503, "model_not_ready")
+        assert str(settings.model_dir) not in response.text, "load details stay in the log"
+        assert_error(
+            client.post("/v1/analyze/batch", json={"articles": _articles(1)}), 503, "model_not_ready"
+        )
+    assert any("model not loaded from" in r.getMessage() for r in caplog.records)
+
+
+def test_failed_warm_up_keeps_process_up(settings: Settings) -> None:
+    class BrokenWarmUp(FakePredictor):
+        def warm_up(self) -> None:
+            raise RuntimeError("CUDA out of memory")
+
+    with TestClient(create_app(settings, predictor=BrokenWarmUp())) as client:
+        wait_until_loaded(client)
+        assert client.get("/healthz").status_code == 200
+        assert_error(client.get("/readyz"), 503, "model_not_ready")
+
+
+# --- model info, metrics, docs ------------------------------------------------------------------------------
+
+
+def test_model_info_reports_artifact_and_limits(client: TestClient) -> None:
+    response = client.get("/v1/model")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "fake-topics"
+    assert body["labels"] == ["economy", "politics", "sports"]
+    assert body["thresholds"] == {"economy": 0.5, "politics": 0.5, "sports": 0.5}
+    assert body["max_length"] == 128
+    assert body["metrics"] == {"micro_f1": 1.0}
+    assert (body["max_chars"], body["max_batch_articles"], body["max_summary_sentences"]) == (500, 4, 5)
+
+
+def _sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_metrics_count_requests_and_inference(client: TestClient) -> None:
+    ok = {"route": "/v1/analyze", "outcome": "ok"}
+    empty = {"route": "/v1/analyze", "outcome": "empty_input"}
+    before = (_sample("naba_requests_total", ok), _sample("naba_requests_total", empty))
+    articles_before = _sample("naba_articles_total")
+    batches_before = _sample("naba_inference_batch_size_count")
+
+    client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+    client.post("/v1/analyze", json={"text": ""})
+    client.post("/v1/analyze/batch", json={"articles": _articles(3)})
+
+    assert _sample("naba_requests_total", ok) == before[0] + 1
+    assert _sample("naba_requests_total", empty) == before[1] + 1
+    assert _sample("naba_articles_total") == articles_before + 4
+    assert _sample("naba_inference_batch_size_count") == batches_before + 2
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    for name in (
+        "naba_requests_total",
+        "naba_request_duration_seconds_bucket",
+        "naba_inference_duration_seconds",
+    ):
+        assert name in response.text
+
+
+def test_docs_and_openapi(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Naba"
+    assert {"/v1/analyze", "/v1/analyze/batch", "/v1/model", "/healthz", "/readyz", "/metrics"} <= set(
+        spec["paths"]
+    )
+    analyze = spec["paths"]["/v1/analyze"]["post"]
+    assert analyze["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ErrorResponse"
+    )
+    assert analyze["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "ErrorResponse"
+    )

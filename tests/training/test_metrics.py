@@ -1,0 +1,114 @@
+"""Tests for training.metrics: multi-label report, threshold tuning and the results table."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from training.metrics import classification_report, format_table, tune_thresholds
+
+LABELS = ["attack", "coordination_centre", "joint_operation"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_report_matches_sklearn_on_random_data(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y_true = (rng.random((60, 3)) < 0.3).astype(int)
+    y_pred = (rng.random((60, 3)) < 0.3).astype(int)
+    y_true[:, 1] = 0  # a label with no support
+    report = classification_report(y_true, y_pred, LABELS)
+    for j, label in enumerate(LABELS):
+        row = report["per_label"][label]
+        assert row["precision"] == pytest.approx(precision_score(y_true[:, j], y_pred[:, j], zero_division=0))
+        assert row["recall"] == pytest.approx(recall_score(y_true[:, j], y_pred[:, j], zero_division=0))
+        assert row["f1"] == pytest.approx(f1_score(y_true[:, j], y_pred[:, j], zero_division=0))
+        assert row["support"] == int(y_true[:, j].sum())
+    for average in ("micro", "macro"):
+        expected = f1_score(y_true, y_pred, average=average, zero_division=0)
+        assert report[f"{average}_f1"] == pytest.approx(expected)
+    assert report["micro_precision"] == pytest.approx(
+        precision_score(y_true, y_pred, average="micro", zero_division=0)
+    )
+    assert report["micro_recall"] == pytest.approx(
+        recall_score(y_true, y_pred, average="micro", zero_division=0)
+    )
+    json.dumps(report)  # plain Python numbers, ready for metrics.json
+
+
+def test_report_zero_division_is_zero() -> None:
+    report = classification_report(np.zeros((4, 1)), np.zeros((4, 1)), ["attack"])
+    assert report["per_label"]["attack"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert report["micro_f1"] == report["macro_f1"] == 0.0
+
+
+def test_report_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="shapes disagree"):
+        classification_report(np.zeros((4, 2)), np.zeros((4, 2)), LABELS)
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        classification_report(np.full((4, 3), 0.7), np.zeros((4, 3)), LABELS)
+    with pytest.raises(ValueError, match="2-D"):
+        classification_report(np.zeros(4), np.zeros(4), LABELS)
+
+
+def test_thresholds_separate_a_separable_label() -> None:
+    probs = np.array([[0.10, 0.9], [0.20, 0.8], [0.30, 0.1], [0.35, 0.2]])
+    y_true = np.array([[0, 1], [0, 1], [1, 0], [1, 0]])
+    thresholds = tune_thresholds(probs, y_true)
+    # Label 0: only thresholds in (0.2, 0.3] give F1 = 1; 0.3 is the candidate closest to 0.5.
+    assert thresholds[0] == pytest.approx(0.3)
+    # Label 1: any threshold in (0.2, 0.8] gives F1 = 1, and 0.5 is among the candidates.
+    assert thresholds[1] == pytest.approx(0.5)
+    predicted = (probs >= thresholds).astype(int)
+    assert classification_report(y_true, predicted, ["a", "b"])["macro_f1"] == 1.0
+
+
+def test_thresholds_without_positives_stay_at_half_and_are_clipped() -> None:
+    probs = np.array([[0.99, 0.2], [0.98, 0.3], [0.01, 0.4]])
+    y_true = np.array([[1, 0], [1, 0], [0, 0]])
+    thresholds = tune_thresholds(probs, y_true)
+    assert thresholds[1] == 0.5
+    assert 0.05 <= thresholds[0] <= 0.95
+    assert ((probs[:, 0] >= thresholds[0]) == y_true[:, 0].astype(bool)).all()
+
+
+def test_thresholds_tie_goes_to_the_one_closest_to_half() -> None:
+    probs = np.array([[0.9], [0.1]])
+    y_true = np.array([[1], [0]])
+    assert tune_thresholds(probs, y_true, grid=np.array([0.2, 0.4, 0.7, 0.9]))[0] == pytest.approx(0.4)
+    assert tune_thresholds(probs, y_true, grid=np.array([0.25, 0.75]))[0] == 0.75
+
+
+def test_thresholds_maximise_f1_against_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.random((80, 3)).round(2)
+    y_true = (rng.random((80, 3)) < probs).astype(int)
+    thresholds = tune_thresholds(probs, y_true)
+
+    def f1(j: int, t: float) -> float:
+        pred, true = probs[:, j] >= t, y_true[:, j] == 1
+        return 2 * (pred & true).sum() / (pred.sum() + true.sum())
+
+    for j in range(3):
+        grid = np.unique(np.clip(np.append(probs[:, j], 0.5), 0.05, 0.95))
+        assert f1(j, thresholds[j]) == pytest.approx(max(f1(j, t) for t in grid))
+
+
+def test_format_table() -> None:
+    y_true = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]])
+    y_pred = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0]])
+    report = classification_report(y_true, y_pred, LABELS)
+    table = format_table(report, {"rouge1": 0.41, "rouge2": 0.2, "rougeL": 0.35})
+    lines = table.splitlines()
+    assert lines[0].split() == ["label", "precision", "recall", "f1", "support"]
+    assert lines[1].split() == ["attack", "1.000", "1.000", "1.000", "2"]
+    assert lines[4].split()[0] == "micro" and lines[4].split()[-1] == "5"
+    assert lines[5].split() == ["macro", f"{report['macro_f1']:.3f}"]
+    assert lines[6:] == [line for line in lines if line.startswith("ROUGE")]
+    assert lines[6].split() == ["ROUGE-1", "0.410"]
+    assert len({len(line.rstrip()) for line in lines[:5]}) == 1  # columns line up
+    assert "ROUGE" not in format_table(report)
+    summaries_only = format_table({}, {"rouge1": 0.41, "rouge2": 0.2, "rougeL": 0.35}).splitlines()
+    assert [line.split()[0] for line in summaries_only] == ["label", "ROUGE-1", "ROUGE-2", "ROUGE-L"]

@@ -1,0 +1,395 @@
+"""Reading and validating labelled articles from JSONL, gzipped JSONL and CSV files.
+
+There are two ways in. `iter_rows` streams one file and yields a `DataError` for each bad row instead of
+raising, so a tool can report or skip bad rows in a corpus of millions of lines. `read_records` is strict:
+a training run must not start on data with silent holes, so it reads every file, gathers every problem and
+raises one error that lists them, so they can all be fixed in one pass. Every message names file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import logging
+import re
+import zlib
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from models.errors import DataError
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger(__name__)
+
+MAX_LISTED_ERRORS = 20
+SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
+LABEL_SEPARATOR = "|"  # between label names in a CSV `labels` cell
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\udc80-\udcff]")  # what undecodable bytes become under "surrogateescape"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One article. `labels` is None when unlabelled and () when labelled with no topic."""
+
+    id: str
+    text: str
+    title: str | None = None
+    labels: tuple[str, ...] | None = None
+    summary: str | None = None
+    evidence: dict[str, str] | None = None
+
+
+class _Invalid(ValueError):
+    """A row-level problem; `iter_rows` turns it into a `DataError` with the file and line."""
+
+
+def iter_rows(
+    path: str | Path,
+    *,
+    known_labels: Collection[str] | None = None,
+    default_id_prefix: str | None = None,
+) -> Iterator[tuple[int, Record | DataError]]:
+    """Stream one data file, yielding `(line, Record)` or `(line, DataError)` for each non-blank row.
+
+    Lines are decoded one at a time, so one bad line never spoils the rest, and memory stays flat apart
+    from the set of ids seen (kept to report a repeated id). For CSV, `line` is where the row starts.
+
+    Args:
+        path: a `.jsonl`, `.jsonl.gz`, `.csv` or `.csv.gz` file.
+        known_labels: when given, any other label name is an error (catches typos in annotations).
+        default_id_prefix: when given, a row without an id gets `f"{prefix}{line}"` instead of an error.
+
+    Raises:
+        DataError: at once, when the file does not exist or its extension is not one of `SUFFIXES`.
+    """
+    path = Path(path)
+    if not path.name.endswith(SUFFIXES):
+        raise DataError(f"unknown file type; expected one of {', '.join(SUFFIXES)}", str(path))
+    if not path.is_file():
+        raise DataError("no such file", str(path))
+    known = frozenset(known_labels) if known_labels is not None else None
+    return _iter_file(path, known, default_id_prefix)
+
+
+def _iter_file(
+    path: Path, known: frozenset[str] | None, prefix: str | None
+) -> Iterator[tuple[int, Record | DataError]]:
+    where = str(path)
+    first_line: dict[str, int] = {}
+    line = 0
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as stream:
+        is_csv = path.name.endswith((".csv", ".csv.gz"))
+        raw_rows = _csv_rows(stream, prefix) if is_csv else _jsonl_rows(stream)
+        try:
+            for line, row in raw_rows:
+                try:
+                    if isinstance(row, str):
+                        raise _Invalid(row)
+                    record = _build_record(row, line, known, prefix)
+                    if record.id in first_line:
+                        raise _Invalid(f"duplicate id {record.id!r} (first on line {first_line[record.id]})")
+                except _Invalid as exc:
+                    yield line, DataError(str(exc), where, line)
+                    continue
+                first_line[record.id] = line
+                yield line, record
+        except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip stream
+            yield line + 1, DataError(f"cannot read the file past this point: {exc}", where, line + 1)
+
+
+def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield `(line, object)`, or `(line, message)` for a line that is not a JSON object."""
+    for number, raw in enumerate(_without_bom(stream), start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield number, f"invalid UTF-8 at byte {exc.start}: {raw[exc.start : exc.start + 4]!r}"
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            yield number, f"invalid JSON: {exc.msg} (column {exc.colno})"
+            continue
+        if not isinstance(obj, dict):
+            yield number, f"expected a JSON object, got {_type_name(obj)}"
+            continue
+        yield number, obj
+
+
+def _csv_rows(stream: IO[bytes], prefix: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield `(line, row)` with CSV cells turned into the JSON shapes, or `(line, message)`."""
+    # "surrogateescape" keeps a bad byte from aborting the reader; the row holding it is reported below.
+    reader = csv.reader(raw.decode("utf-8", "surrogateescape") for raw in _without_bom(stream))
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the reader cannot go on
+            yield start, f"cannot parse CSV past this point: {exc}"
+            return
+        if not cells:
+            continue
+        if any(_SURROGATE.search(cell) for cell in cells):
+            yield start, "invalid UTF-8"
+            if header is None:
+                return
+            continue
+        if header is None:
+            header = [name.strip() for name in cells]
+            problem = _header_problem(header, prefix)
+            if problem:
+                yield start, problem
+                return
+            continue
+        if len(cells) != len(header):
+            yield start, f"row has {len(cells)} fields; the header has {len(header)}"
+            continue
+        yield start, _csv_to_json(dict(zip(header, cells, strict=True)))
+
+
+def _without_bom(stream: IO[bytes]) -> Iterator[bytes]:
+    """The stream's lines, with a UTF-8 byte-order mark (as Excel writes) dropped from the first."""
+    for number, raw in enumerate(stream):
+        yield raw.removeprefix(_BOM) if number == 0 else raw
+
+
+def _header_problem(header: list[str], prefix: str | None) -> str | None:
+    if len(set(header)) != len(header):
+        return "CSV header repeats a column name"
+    if "text" not in header:
+        return "CSV header has no 'text' column"
+    if "id" not in header and prefix is None:
+        return "CSV header has no 'id' column"
+    return None
+
+
+def _csv_to_json(row: dict[str, str]) -> dict[str, Any] | str:
+    """Map CSV cells to the JSON form (empty cells absent, labels a list), or return what is wrong."""
+    out: dict[str, Any] = {key: value for key, value in row.items() if value.strip() or key == "text"}
+    if "labels" in row:
+        cell = row["labels"].strip()
+        out["labels"] = [name.strip() for name in cell.split(LABEL_SEPARATOR)] if cell else []
+    if "evidence" in out:
+        try:
+            out["evidence"] = json.loads(out["evidence"])
+        except json.JSONDecodeError as exc:
+            return f"'evidence' cell is not valid JSON: {exc.msg}"
+    return out
+
+
+def _build_record(row: dict[str, Any], line: int, known: frozenset[str] | None, prefix: str | None) -> Record:
+    """Check one row's fields and build its `Record`; raise `_Invalid` naming the first problem."""
+    record_id = row.get("id")
+    if isinstance(record_id, int) and not isinstance(record_id, bool):
+        record_id = str(record_id)
+    if record_id is not None and not isinstance(record_id, str):
+        raise _Invalid(f"'id' must be a string, got {_type_name(record_id)}")
+    if record_id is None or not record_id.strip():
+        if prefix is None:
+            raise _Invalid("'id' is missing or empty")
+        record_id = f"{prefix}{line}"
+    text = row.get("text")
+    if text is None:
+        raise _Invalid("'text' is missing")
+    if not isinstance(text, str):
+        raise _Invalid(f"'text' must be a string, got {_type_name(text)}")
+    if not text.strip():
+        raise _Invalid("'text' is empty or only whitespace")
+    labels = _labels(row.get("labels"), known)
+    return Record(
+        id=record_id,
+        text=text,
+        title=_optional_str(row, "title"),
+        labels=labels,
+        summary=_optional_str(row, "summary"),
+        evidence=_evidence(row.get("evidence"), labels, text),
+    )
+
+
+def _optional_str(row: dict[str, Any], key: str) -> str | None:
+    value = row.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _Invalid(f"{key!r} must be a string, got {_type_name(value)}")
+    return value if value and value.strip() else None
+
+
+def _labels(value: Any, known: frozenset[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise _Invalid(f"'labels' must be a list of strings, got {_describe(value)}")
+    if any(not name.strip() for name in value):
+        raise _Invalid("'labels' holds an empty label name")
+    if len(set(value)) != len(value):
+        raise _Invalid(f"'labels' lists a label twice: {value}")
+    if known is not None:
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise _Invalid(f"unknown label(s) {unknown}; known labels: {sorted(known)}")
+    return tuple(value)
+
+
+def _evidence(value: Any, labels: tuple[str, ...] | None, text: str) -> dict[str, str] | None:
+    """Evidence must quote the text verbatim for one of the row's labels: the predictor points at it."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(q, str) for q in value.values()):
+        raise _Invalid(f"'evidence' must be an object of label to quote, got {_describe(value)}")
+    for label, quote in value.items():
+        if labels is None or label not in labels:
+            raise _Invalid(f"'evidence' has a quote for {label!r}, which is not among the row's labels")
+        if not quote.strip() or quote not in text:
+            raise _Invalid(f"'evidence' for {label!r} is not a verbatim quote of the text")
+    return dict(value)
+
+
+def _type_name(value: Any) -> str:
+    """The JSON name of `value`'s type, as an annotator would read it."""
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array holding " + ", ".join(sorted({_type_name(item) for item in value}))
+    return _type_name(value)
+
+
+def read_records(paths: Sequence[str | Path], *, known_labels: Collection[str] | None = None) -> list[Record]:
+    """Read and validate every file, all or nothing.
+
+    An id repeated within one file is an error. The same article may appear in two files (labelled in one,
+    summarised in another): when the texts are equal its fields are merged into one record, and any field
+    the two copies both set differently is an error.
+
+    Args:
+        paths: data files, read in order.
+        known_labels: when given, any other label name is an error.
+
+    Returns:
+        Every record, in order of first appearance.
+
+    Raises:
+        DataError: listing the first `MAX_LISTED_ERRORS` problems as "file:line: message" and how many
+            there are in all.
+    """
+    if isinstance(paths, (str, Path)):  # a lone path is a Sequence of characters, not of paths
+        paths = [paths]
+    records: dict[str, Record] = {}
+    errors: list[DataError] = []
+    n_errors = 0
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            rows = iter_rows(path, known_labels=known_labels)
+        except DataError as exc:
+            rows = iter([(0, exc)])
+        for line, item in rows:
+            if isinstance(item, Record) and item.id in records:
+                merged = _merge(records[item.id], item)
+                if merged is None:
+                    message = f"id {item.id!r} differs from its first appearance at {first_seen[item.id]}"
+                    item = DataError(message, str(path), line)
+                else:
+                    records[item.id] = merged
+                    continue
+            if isinstance(item, DataError):
+                n_errors += 1
+                if len(errors) < MAX_LISTED_ERRORS:
+                    errors.append(item)
+                continue
+            first_seen[item.id] = f"{path}:{line}"
+            records[item.id] = item
+    if n_errors:
+        listed = "\n".join(f"  {error.message}" for error in errors)
+        more = f"\n  ... and {n_errors - len(errors)} more" if n_errors > len(errors) else ""
+        raise DataError(f"{n_errors} problem(s) in the data:\n{listed}{more}")
+    logger.info("read %d records from %d file(s)", len(records), len(paths))
+    return list(records.values())
+
+
+def _merge(first: Record, second: Record) -> Record | None:
+    """One record from two copies of the same article, or None when they disagree."""
+    if first.text != second.text:
+        return None
+    fields: dict[str, Any] = {}
+    for name in ("title", "labels", "summary", "evidence"):
+        a, b = getattr(first, name), getattr(second, name)
+        if a is not None and b is not None and a != b:
+            return None
+        fields[name] = a if a is not None else b
+    return Record(id=first.id, text=first.text, **fields)
+
+
+def label_set(records: Iterable[Record]) -> list[str]:
+    """The sorted union of every record's labels: the label order a model is built with."""
+    return sorted({label for record in records for label in record.labels or ()})
+
+
+def data_hash(paths: Sequence[str | Path]) -> str:
+    """A sha256 hex digest of the files' contents in order, to record which data a model was trained on.
+
+    File names are left out, so moving or renaming the data keeps the hash. Each file's size goes in before
+    its bytes, so the same bytes split differently between files give a different hash.
+
+    Raises:
+        DataError: when a file cannot be read.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            with Path(path).open("rb") as stream:
+                digest.update(f"{Path(path).stat().st_size}\n".encode())
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+        except OSError as exc:
+            raise DataError(f"cannot read: {exc.strerror}", str(path)) from exc
+    return digest.hexdigest()
+
+
+def to_dataset(records: Iterable[Record]) -> datasets.Dataset:
+    """A `datasets.Dataset` with columns id, title, text, labels, has_labels, summary.
+
+    Missing values become "" and [] so every column keeps one Arrow type; `has_labels` tells an
+    unlabelled record from one labelled with no topic. Evidence stays out: no model trains on it yet.
+    """
+    import datasets  # imported here: it is slow to import and only training needs it
+
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "title": datasets.Value("string"),
+            "text": datasets.Value("string"),
+            "labels": datasets.List(datasets.Value("string")),
+            "has_labels": datasets.Value("bool"),
+            "summary": datasets.Value("string"),
+        }
+    )
+    rows = [
+        {
+            "id": r.id,
+            "title": r.title or "",
+            "text": r.text,
+            "labels": list(r.labels or ()),
+            "has_labels": r.labels is not None,
+            "summary": r.summary or "",
+        }
+        for r in records
+    ]
+    if not rows:  # from_list cannot take features without rows
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list(rows, features=features)
