@@ -41,6 +41,22 @@ class BatchTooLargeError(NabaError):
     error_type = "batch_too_large"
 
 
+class OverloadedError(NabaError):
+    """The request queue is full: the caller should retry after `retry_after` seconds."""
+
+    error_type = "overloaded"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeoutError(NabaError):
+    """A request waited and ran longer than the configured timeout."""
+
+    error_type = "timeout"
+
+
 class ModelNotReadyError(NabaError):
     """No model is loaded yet, or it has not answered its warm-up."""
 

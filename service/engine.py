@@ -1,42 +1,103 @@
-"""The inference engine: the only code that calls the predictor, always on one dedicated worker thread.
+"""The inference engine: a bounded queue, a token-budget micro-batcher and one worker thread that owns the model.
 
-Route handlers `await engine.analyze(...)`; the call is handed to a single-thread executor, so the event loop
-never blocks on torch and calls reach the model one at a time, in arrival order. The interface is meant to
-stay as it is when dynamic micro-batching (a queue that merges concurrent requests into one forward pass)
-replaces the executor.
+Route handlers `await engine.analyze(...)`. Each article is tokenised off the event loop and queued with the
+predictor that encoded it. The worker thread takes the oldest queued article, waits at most `max_wait_ms` for
+company, and runs every queued article of the same predictor that fits the token budget in one call, so
+concurrent requests share forward passes (the predictor sorts them by length to cut padding). Results go back
+to each caller's future.
+
+A full engine (`max_queue` articles admitted and unanswered) refuses new work at once (`OverloadedError`, 503
+with Retry-After) instead of letting latency grow without bound, and a caller that waits past
+`request_timeout_s` gets `RequestTimeoutError` (504); its articles are dropped from the queue. `swap`
+replaces the predictor atomically: queued articles finish on the model that encoded them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from models.errors import ModelNotReadyError, NabaError
+from models.encoding import EncodedArticle
+from models.errors import ModelNotReadyError, OverloadedError, RequestTimeoutError
 from models.predictor import Predictor
 from models.results import Analysis, Article, ModelRef
-from service.metrics import ARTICLES, INFERENCE_BATCH_SIZE, INFERENCE_DURATION
+from service.config import Settings
+from service.metrics import (
+    ARTICLES,
+    BATCH_TOKENS,
+    INFERENCE_BATCH_SIZE,
+    INFERENCE_DURATION,
+    MODEL_INFO,
+    QUEUE_DEPTH,
+    QUEUE_WAIT,
+    TOKENS,
+)
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How the engine groups work; see `service.config.Settings` for the operator-facing names."""
+
+    max_batch_tokens: int = 16_384  # window tokens per model call
+    max_batch_articles: int = 64
+    max_wait_ms: float = 5.0  # how long the oldest article waits for others to share its batch
+    max_queue: int = 256  # articles in progress (queued or running) beyond which new requests are refused
+    request_timeout_s: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BatchingConfig:
+        """The operator's `NABA_*` batching and admission limits."""
+        return cls(
+            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_articles=settings.max_batch_articles,
+            max_wait_ms=settings.max_wait_ms,
+            max_queue=settings.max_queue,
+            request_timeout_s=settings.request_timeout_s,
+        )
+
+
+@dataclass
+class _Item:
+    """One queued article and where its result goes."""
+
+    predictor: Predictor
+    encoded: EncodedArticle
+    summary_sentences: int | None
+    future: asyncio.Future[Analysis]
+    loop: asyncio.AbstractEventLoop
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def cost(self) -> int:
+        return self.encoded.n_tokens
 
 
 class InferenceEngine:
-    """Owns a loaded predictor and runs every call to it on one worker thread.
+    """Owns the served predictor and the worker thread that runs it."""
 
-    Args:
-        predictor: A loaded predictor (or any object with the same interface). The engine does not load it:
-            the app's lifespan does, so loading failures are reported before an engine exists.
-    """
-
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, config: BatchingConfig | None = None) -> None:
         self._predictor = predictor
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="naba-inference")
+        self.config = config or BatchingConfig()
+        self._pending: deque[_Item] = deque()
+        self._cond = threading.Condition()
         self._closed = False
+        self._admitted = 0  # articles accepted and not yet answered; only touched on the event loop
+        self._worker = threading.Thread(target=self._run, name="naba-inference", daemon=True)
+        self._worker.start()
+        self._publish_model(predictor)
+
+    @property
+    def predictor(self) -> Predictor:
+        return self._predictor
 
     @property
     def ref(self) -> ModelRef:
@@ -45,49 +106,187 @@ class InferenceEngine:
 
     @property
     def info(self) -> dict[str, Any]:
-        """The artifact's description, as `Predictor.info` gives it."""
+        """The served artifact's description, as `Predictor.info` gives it."""
         return self._predictor.info
 
+    @property
+    def queue_depth(self) -> int:
+        """Articles encoded and waiting for the model."""
+        return len(self._pending)
+
+    @property
+    def in_progress(self) -> int:
+        """Articles admitted and not yet answered (tokenising, queued or running): at most `max_queue`."""
+        return self._admitted
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def warm_up(self) -> None:
-        """Run the predictor's warm-up on the inference thread, where real requests will run."""
-        await self._submit(self._predictor.warm_up)
+        """Send one article through the whole path (tokeniser, queue, worker, model) before serving."""
+        await asyncio.to_thread(self._predictor.warm_up)
+
+    def swap(self, predictor: Predictor) -> Predictor:
+        """Serve `predictor` from now on and return the previous one; queued articles finish on theirs."""
+        old, self._predictor = self._predictor, predictor
+        self._publish_model(predictor, old)
+        logger.info(
+            "now serving %s %s (was %s %s)",
+            predictor.ref.name,
+            predictor.ref.version,
+            old.ref.name,
+            old.ref.version,
+        )
+        return old
 
     async def analyze(self, articles: Sequence[Article], summary_sentences: int | None) -> list[Analysis]:
-        """Analyse already validated articles; results come back in input order.
-
-        Args:
-            articles: Articles that passed `validate_text`; the engine does not check them again.
-            summary_sentences: Sentences per summary, or None for the model's default.
-
-        Returns:
-            One `Analysis` per article, in order.
+        """Analyse validated articles; results come back in input order.
 
         Raises:
-            ModelNotReadyError: The engine has been closed.
-            NabaError: The predictor returned a different number of results than articles.
+            OverloadedError: the queue cannot take these articles now.
+            RequestTimeoutError: the results did not come within `request_timeout_s`.
+            ModelNotReadyError: the engine is closed.
         """
-        INFERENCE_BATCH_SIZE.observe(len(articles))
-        ARTICLES.inc(len(articles))
-        results = await self._submit(self._run, list(articles), summary_sentences)
-        if len(results) != len(articles):
-            raise NabaError(f"the predictor returned {len(results)} results for {len(articles)} articles")
-        return results
-
-    def close(self) -> None:
-        """Stop taking work, drop queued calls and wait for the one in progress to finish."""
-        self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    def _run(self, articles: list[Article], summary_sentences: int | None) -> list[Analysis]:
-        """The worker-thread side of `analyze`: time the predictor call alone, without queueing."""
-        start = time.perf_counter()
-        try:
-            return self._predictor.analyze(articles, summary_sentences=summary_sentences)
-        finally:
-            INFERENCE_DURATION.observe(time.perf_counter() - start)
-
-    async def _submit(self, fn: Callable[..., T], *args: Any) -> T:
-        """Queue `fn(*args)` on the inference thread and wait for it without blocking the event loop."""
         if self._closed:
             raise ModelNotReadyError("the service is shutting down")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        # Admission is decided here, on the event loop, before any await: concurrent requests cannot all
+        # pass the check and then overfill the queue together.
+        if self._admitted + len(articles) > self.config.max_queue:
+            raise OverloadedError(
+                f"the server is busy ({self._admitted} articles in progress); retry shortly"
+            )
+        self._admitted += len(articles)
+        try:
+            return await self._analyze(articles, summary_sentences)
+        finally:
+            self._admitted -= len(articles)
+
+    async def _analyze(self, articles: Sequence[Article], summary_sentences: int | None) -> list[Analysis]:
+        predictor = self._predictor
+        encoded = await asyncio.to_thread(lambda: [predictor.encode(a) for a in articles])
+        loop = asyncio.get_running_loop()
+        items = [_Item(predictor, e, summary_sentences, loop.create_future(), loop) for e in encoded]
+        with self._cond:
+            if self._closed:
+                raise ModelNotReadyError("the service is shutting down")
+            self._pending.extend(items)
+            QUEUE_DEPTH.set(len(self._pending))
+            self._cond.notify()
+        ARTICLES.inc(len(items))
+        try:
+            async with asyncio.timeout(self.config.request_timeout_s):
+                return list(await asyncio.gather(*(item.future for item in items)))
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"no result within {self.config.request_timeout_s:g} s; the server is overloaded"
+            ) from None
+        finally:
+            for item in items:
+                item.future.cancel()  # no-op for finished ones; the worker skips cancelled ones
+
+    def close(self) -> None:
+        """Stop the worker after the batch in progress; queued callers get `ModelNotReadyError`."""
+        with self._cond:
+            self._closed = True
+            dropped = list(self._pending)
+            self._pending.clear()
+            self._cond.notify_all()
+        for item in dropped:
+            _resolve(item, error=ModelNotReadyError("the service is shutting down"))
+        if threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30)
+
+    # --- worker thread -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._process(batch)
+
+    def _next_batch(self) -> list[_Item] | None:
+        """Block until work arrives, give the oldest article `max_wait_ms` for company, take what fits."""
+        cfg = self.config
+        with self._cond:
+            while not self._pending and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            deadline = self._pending[0].enqueued + cfg.max_wait_ms / 1000
+            while not self._closed and not self._full(self._pending) and time.perf_counter() < deadline:
+                self._cond.wait(deadline - time.perf_counter())
+            batch: list[_Item] = []
+            tokens = 0
+            keep: deque[_Item] = deque()
+            while self._pending:
+                item = self._pending.popleft()
+                if item.future.cancelled():  # its caller timed out
+                    continue
+                fits = len(batch) < cfg.max_batch_articles and (
+                    not batch or tokens + item.cost <= cfg.max_batch_tokens
+                )
+                if fits and (not batch or item.predictor is batch[0].predictor):
+                    batch.append(item)
+                    tokens += item.cost
+                else:
+                    keep.append(item)
+            self._pending = keep
+            QUEUE_DEPTH.set(len(self._pending))
+        return batch
+
+    def _full(self, pending: deque[_Item]) -> bool:
+        return (
+            len(pending) >= self.config.max_batch_articles
+            or sum(item.cost for item in pending) >= self.config.max_batch_tokens
+        )
+
+    def _process(self, batch: list[_Item]) -> None:
+        """Score the batch in one predictor call and hand each result to its caller's event loop."""
+        if not batch:
+            return
+        now = time.perf_counter()
+        for item in batch:
+            QUEUE_WAIT.observe(now - item.enqueued)
+        predictor = batch[0].predictor
+        tokens = sum(item.cost for item in batch)
+        INFERENCE_BATCH_SIZE.observe(len(batch))
+        BATCH_TOKENS.observe(tokens)
+        try:
+            scores = predictor.score([item.encoded for item in batch])
+            results = [
+                predictor.result(item.encoded, s, item.summary_sentences)
+                for item, s in zip(batch, scores, strict=True)
+            ]
+        except Exception as exc:  # one bad batch must not kill the worker
+            logger.exception("inference failed for a batch of %d articles", len(batch))
+            for item in batch:
+                _resolve(item, error=exc)
+            return
+        finally:
+            INFERENCE_DURATION.observe(time.perf_counter() - now)
+        TOKENS.inc(tokens)
+        for item, result in zip(batch, results, strict=True):
+            _resolve(item, result=result)
+
+    @staticmethod
+    def _publish_model(new: Predictor, old: Predictor | None = None) -> None:
+        if old is not None:
+            MODEL_INFO.remove(old.ref.name, old.ref.version)
+        MODEL_INFO.labels(new.ref.name, new.ref.version).set(1)
+
+
+def _resolve(item: _Item, result: Analysis | None = None, error: BaseException | None = None) -> None:
+    """Complete an item's future from the worker thread, unless its caller already gave up."""
+
+    def complete() -> None:
+        if item.future.done():
+            return
+        if error is not None:
+            item.future.set_exception(error)
+        else:
+            item.future.set_result(result)  # type: ignore[arg-type]
+
+    with contextlib.suppress(RuntimeError):  # the caller's event loop is closed: nobody is waiting
+        item.loop.call_soon_threadsafe(complete)

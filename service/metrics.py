@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -29,18 +29,31 @@ REQUEST_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
-# Inference, recorded by the engine around each call to the predictor.
+# Inference, recorded by the engine's worker around each batch.
 INFERENCE_DURATION = Histogram(
     "naba_inference_duration_seconds",
-    "Time the predictor spends on one call, on the inference thread.",
+    "Time the model spends on one batch, on the inference thread.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 INFERENCE_BATCH_SIZE = Histogram(
     "naba_inference_batch_size",
-    "Articles passed to the predictor in one call.",
+    "Articles in one model batch.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
-ARTICLES = Counter("naba_articles", "Articles sent to the predictor.")
+BATCH_TOKENS = Histogram(
+    "naba_batch_tokens",
+    "Window tokens in one model batch.",
+    buckets=(128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768),
+)
+TOKENS = Counter("naba_tokens", "Window tokens run through the model; rate() gives tokens per second.")
+ARTICLES = Counter("naba_articles", "Articles queued for the model.")
+QUEUE_DEPTH = Gauge("naba_queue_depth", "Articles waiting for the model.")
+QUEUE_WAIT = Histogram(
+    "naba_queue_wait_seconds",
+    "Time an article waits in the queue before its batch starts.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+MODEL_INFO = Gauge("naba_model_info", "The served model (value 1), by name and version.", ["name", "version"])
 
 UNMATCHED_ROUTE = "unmatched"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,16 +27,28 @@ POLITICS_TEXT = "عقد البرلمان جلسة طارئة. وناقش الن�
 SPORTS_TEXT = "فاز المنتخب في المباراة النهائية."
 
 
+@dataclass(frozen=True)
+class FakeEncoded:
+    """What `FakePredictor.encode` returns: the article itself, costed by its length."""
+
+    article: Article
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.article.text)
+
+
 class FakePredictor:
-    """Stands in for `models.predictor.Predictor`: same attributes and methods, keyword scores."""
+    """Stands in for `models.predictor.Predictor`: same attributes and staged methods, keyword scores."""
 
     def __init__(self) -> None:
         self.labels = list(KEYWORDS)
         self.thresholds = dict.fromkeys(KEYWORDS, 0.5)
         self.ref = ModelRef(name="fake-topics", version="0.0.1")
         self.warmed_up = False
-        self.threads: list[str] = []  # name of the thread each analyze call ran on
-        self.calls: list[tuple[list[Article], int | None]] = []
+        self.threads: list[str] = []  # name of the thread each model call (score) ran on
+        self.calls: list[list[Article]] = []  # the articles of each model call
+        self.summary_requests: list[int | None] = []  # summary_sentences asked of each result
 
     @property
     def info(self) -> dict[str, Any]:
@@ -52,13 +65,28 @@ class FakePredictor:
             "device": "cpu",
         }
 
-    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+    def encode(self, article: Article) -> FakeEncoded:
+        return FakeEncoded(article)
+
+    def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
         self.threads.append(threading.current_thread().name)
-        self.calls.append((list(articles), summary_sentences))
-        return [self._one(article, summary_sentences or 1) for article in articles]
+        self.calls.append([e.article for e in encoded])
+        return list(encoded)
+
+    def result(
+        self, encoded: FakeEncoded, scores: FakeEncoded, summary_sentences: int | None = None
+    ) -> Analysis:
+        self.summary_requests.append(summary_sentences)
+        return self._one(encoded.article, summary_sentences or 1)
+
+    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+        encoded = [self.encode(a) for a in articles]
+        return [
+            self.result(e, s, summary_sentences) for e, s in zip(encoded, self.score(encoded), strict=True)
+        ]
 
     def warm_up(self) -> None:
-        self.analyze([Article(text="نص للتحمية.")])
+        self._one(Article(text="نص للتحمية."), 1)
         self.warmed_up = True
 
     def _one(self, article: Article, n_summary: int) -> Analysis:
@@ -90,10 +118,10 @@ class RaisingPredictor(FakePredictor):
         super().__init__()
         self.error = error
 
-    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+    def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
         if self.warmed_up:
             raise self.error
-        return super().analyze(articles, summary_sentences)
+        return super().score(encoded)
 
 
 class SlowWarmUpPredictor(FakePredictor):

@@ -65,14 +65,13 @@ def test_analyze_passes_title_and_summary_sentences(client: TestClient, predicto
     )
     assert response.status_code == 200
     assert response.json()["summary_indices"] == [0]
-    articles, n_summary = predictor.calls[-1]
-    assert articles[0].title == "عنوان"
-    assert n_summary == 1
+    assert predictor.calls[-1][0].title == "عنوان"
+    assert predictor.summary_requests[-1] == 1
 
 
 def test_analyze_runs_model_on_inference_thread(client: TestClient, predictor: FakePredictor) -> None:
     client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
-    # Warm-up and requests all ran on the engine's one worker thread, never the event loop's.
+    # Requests ran on the engine's one worker thread, never the event loop's.
     assert len(set(predictor.threads)) == 1
     assert predictor.threads[0].startswith("naba-inference")
 
@@ -93,10 +92,9 @@ def test_batch_keeps_order_and_echoes_ids(client: TestClient, predictor: FakePre
         ["politics"],
     ]
     assert all(r["summary_indices"] == [0] for r in results)
-    # One predictor call for the whole batch.
-    batch_articles, n_summary = predictor.calls[-1]
-    assert [a.id for a in batch_articles] == ["s", "e", None]
-    assert n_summary == 1
+    # One model call for the whole batch.
+    assert [a.id for a in predictor.calls[-1]] == ["s", "e", None]
+    assert predictor.summary_requests[-3:] == [1, 1, 1]
 
 
 def test_batch_result_equals_single_result(client: TestClient) -> None:

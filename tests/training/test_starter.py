@@ -24,7 +24,9 @@ def test_find_data_uses_the_shared_data(data_dir: Path) -> None:
 
 
 def test_starter_from_seeds_serves_and_says_what_it_is(tmp_path: Path) -> None:
-    out = main(["--output", str(tmp_path / "starter"), "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"])
+    out = main(
+        ["--output", str(tmp_path / "starter"), "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"]
+    )
     config = read_config(out)
     assert config.name == "naba-starter"
     assert "random weights" in config.description and "seed articles" in config.description
