@@ -92,7 +92,8 @@ class NabaConfig:
             raise ArtifactError(f"{NABA_CONFIG} does not match this version of Naba: {exc}") from exc
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in blocks so large weights never sit in memory twice."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -129,7 +130,7 @@ def save_artifact(
         (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")
         (tmp / "metrics.json").write_text(json.dumps(config.metrics or {}, indent=2), "utf-8")
         (tmp / "README.md").write_text(render_card(config), "utf-8")
-        sums = {p.name: _sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
         for file in tmp.iterdir():
             file.chmod(0o644)
@@ -162,7 +163,7 @@ def verify_checksums(path: Path) -> None:
         file = path / name
         if not file.is_file():
             raise ArtifactError(f"{path} is incomplete: {name} is missing")
-        if _sha256(file) != digest:
+        if sha256_file(file) != digest:
             raise ArtifactError(f"{file} does not match its checksum; the artifact is corrupt")
 
 

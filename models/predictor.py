@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from models.modeling import NabaModel
 from models.results import Analysis, Article, LabelResult, ModelRef
 
 logger = logging.getLogger(__name__)
+
+Backend = Literal["torch", "onnx"]
+Quantize = Literal["int8"]
 
 WARM_UP_ARTICLE = Article(
     text="أعلنت القوات الأمنية بدء عملية مشتركة. وقال المتحدث إن العملية مستمرة.", title="عملية"
@@ -57,20 +60,59 @@ class Predictor:
         config: NabaConfig,
         device: torch.device,
         max_windows_per_pass: int = 32,
+        backend: str = "torch",
     ) -> None:
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.config = config
         self.device = device
         self.max_windows_per_pass = max_windows_per_pass
+        self.backend = backend  # what runs the encoder: torch, onnx or onnx-int8
 
     @classmethod
-    def from_dir(cls, path: str | Path, device: str = "auto") -> Predictor:
-        """Load an artifact directory (see `models.artifacts`) onto `device` (`auto`, `cpu` or `cuda`)."""
+    def from_dir(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        backend: Backend = "torch",
+        quantize: Quantize | None = None,
+    ) -> Predictor:
+        """Load an artifact directory (see `models.artifacts`).
+
+        Args:
+            device: `auto`, `cpu` or `cuda`.
+            backend: `torch`, or `onnx` to run the encoder with ONNX Runtime on CPU, the fast path on machines
+                without a GPU. It needs the artifact's ONNX export (`naba export`); the heads stay in torch.
+                ONNX Runtime takes torch's intra-op thread count, so one setting governs both.
+            quantize: `int8` for the int8 export (`naba export --quantize int8`); `onnx` only.
+
+        Raises:
+            NabaError: an unknown backend or quantization, `quantize` without `onnx`, or `onnx` on CUDA.
+            ArtifactError: the artifact or its ONNX export is missing or corrupt.
+        """
+        if backend not in ("torch", "onnx") or quantize not in (None, "int8"):
+            raise NabaError(f"unknown backend {backend!r} or quantize {quantize!r}")
+        if quantize is not None and backend != "onnx":
+            raise NabaError(
+                f"quantize={quantize!r} needs backend 'onnx'; the torch backend runs fp32 weights"
+            )
+        if backend == "onnx":
+            if device.startswith("cuda"):
+                raise NabaError(
+                    "the onnx backend runs on CPU only; use device 'cpu', or backend 'torch' on CUDA"
+                )
+            device = "cpu"
         resolved = resolve_device(device)
         model, tokenizer, config = load_artifact(path, resolved)
-        logger.info("loaded %s %s from %s on %s", config.name, config.version, path, resolved)
-        return cls(model, tokenizer, config, resolved)
+        if backend == "onnx":
+            from models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
+
+            model.encoder = load_onnx_encoder(
+                path, model.encoder.config, int8=quantize == "int8", threads=torch.get_num_threads()
+            )
+        name = backend if quantize is None else f"{backend}-{quantize}"
+        logger.info("loaded %s %s from %s on %s (%s)", config.name, config.version, path, resolved, name)
+        return cls(model, tokenizer, config, resolved, backend=name)
 
     @property
     def labels(self) -> list[str]:
@@ -98,6 +140,7 @@ class Predictor:
             "created": self.config.created,
             "metrics": self.config.metrics,
             "device": str(self.device),
+            "backend": self.backend,
         }
 
     def encode(self, article: Article) -> EncodedArticle:
@@ -117,11 +160,16 @@ class Predictor:
             yield group
 
     @torch.inference_mode()
-    def score(self, encoded: list[EncodedArticle]) -> list[Scores]:
-        """Run the model over encoded articles; returns raw scores in the same order."""
-        results: list[Scores] = []
+    def score(self, encoded: Sequence[EncodedArticle]) -> list[Scores]:
+        """Run the model over encoded articles; returns raw scores in the same order.
+
+        Articles are sorted by size before they are cut into forward passes, so each pass pads little.
+        """
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i].windows), encoded[i].n_tokens))
+        results: dict[int, Scores] = {}
         pad = self.tokenizer.pad_token_id
-        for group in self._passes(encoded):
+        for positions in self._passes([encoded[i] for i in order]):
+            group = [order[p] for p in positions]
             batch = collate([encoded[i] for i in group], pad, self.model.heads.max_positions)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             probs = torch.sigmoid(out["doc_logits"].float()).cpu().numpy()
@@ -129,8 +177,8 @@ class Predictor:
             summary_logits = out["summary_logits"].float().cpu().numpy()
             for row, i in enumerate(group):
                 body = slice(encoded[i].n_title, encoded[i].n_segments)
-                results.append(Scores(probs[row], sentence_logits[row, body], summary_logits[row, body]))
-        return results
+                results[i] = Scores(probs[row], sentence_logits[row, body], summary_logits[row, body])
+        return [results[i] for i in range(len(encoded))]
 
     def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
         """Tag, find evidence for and summarise each article; results come back in input order.
@@ -140,11 +188,17 @@ class Predictor:
         """
         if not articles:
             return []
-        n_summary = summary_sentences or self.config.summary_sentences
         encoded = [self.encode(a) for a in articles]
-        return [self._result(e, s, n_summary) for e, s in zip(encoded, self.score(encoded), strict=True)]
+        return [
+            self.result(e, s, summary_sentences) for e, s in zip(encoded, self.score(encoded), strict=True)
+        ]
 
-    def _result(self, encoded: EncodedArticle, scores: Scores, n_summary: int) -> Analysis:
+    def result(
+        self, encoded: EncodedArticle, scores: Scores, summary_sentences: int | None = None
+    ) -> Analysis:
+        """Apply thresholds, pick evidence and the summary: the last step of `analyze`, public so that the
+        service's batching engine can run `encode`, `score` and `result` as separate stages."""
+        n_summary = summary_sentences or self.config.summary_sentences
         sentences = encoded.sentences
         labels = []
         for k, (label, threshold) in enumerate(zip(self.config.labels, self.config.thresholds, strict=True)):

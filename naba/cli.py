@@ -4,6 +4,7 @@ naba train          fine-tune an encoder into a model artifact (or retrain one w
 naba evaluate       score an artifact on labelled data and reference summaries
 naba predict        run an artifact over an archive of articles (JSONL or CSV), resumably
 naba serve          serve an artifact over HTTP
+naba export         export an artifact's encoder to ONNX (optionally int8) for the CPU fast path
 naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
 naba build-starter  build the starter model `make serve` uses when no model exists
 """
@@ -36,17 +37,32 @@ def _predict(argv: list[str]) -> None:
         "--errors", type=Path, default=None, help="Bad lines (default: <output>.errors.jsonl)."
     )
     parser.add_argument("--batch-size", type=int, default=settings.batch_size)
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1024,
+        help="Articles read, analysed and fsynced together; a killed run redoes at most one chunk.",
+    )
     parser.add_argument("--summary-sentences", type=int, default=None, help="Sentences per summary.")
     parser.add_argument("--device", default=settings.device, choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--backend", default=settings.backend, choices=["torch", "onnx"], help="onnx needs `naba export`."
+    )
+    parser.add_argument(
+        "--quantize", default=settings.quantize, choices=["int8"], help="With --backend onnx."
+    )
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
-    predictor = Predictor.from_dir(args.model, device=args.device)
+    predictor = Predictor.from_dir(
+        args.model, device=args.device, backend=args.backend, quantize=args.quantize
+    )
     report = run_batch(
         predictor,
         args.input,
         args.output,
         errors_path=args.errors,
         batch_size=args.batch_size,
+        chunk_size=args.chunk_size,
         summary_sentences=args.summary_sentences,
         max_chars=settings.max_chars,
         progress=not args.no_progress,
@@ -72,6 +88,27 @@ def _serve(argv: list[str]) -> None:
     }
     settings = Settings(**overrides)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+def _export(argv: list[str]) -> None:
+    from models.onnx_backend import export_onnx
+    from service.config import get_settings
+
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="naba export", description="Export a model's encoder to ONNX for the CPU fast path."
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=settings.model_dir,
+        help="Naba artifact; the export goes to <model>/onnx.",
+    )
+    parser.add_argument(
+        "--quantize", default=settings.quantize, choices=["int8"], help="Also write an int8 encoder."
+    )
+    args = parser.parse_args(argv)
+    export_onnx(args.model, quantize=args.quantize == "int8")
 
 
 def _build_encoder(argv: list[str]) -> None:
@@ -121,6 +158,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "predict": _predict,
     "serve": _serve,
+    "export": _export,
     "build-encoder": _build_encoder,
     "build-starter": _build_starter,
 }

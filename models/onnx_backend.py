@@ -1,0 +1,254 @@
+"""The CPU fast path: the encoder exported to ONNX and run by ONNX Runtime, optionally with int8 weights.
+
+The encoder is nearly all of the compute; the heads over sentence vectors are tiny, so only the encoder is
+exported and the heads stay in torch. `naba export` writes, inside the artifact::
+
+    onnx/encoder.onnx        input_ids, attention_mask (batch, sequence) -> last_hidden_state, fp32
+    onnx/encoder.int8.onnx   the same with int8 weights (dynamic quantisation), with --quantize int8
+    onnx/export.json         which weights were exported, how, and with which versions
+    onnx/checksums.json      sha256 of the files above, checked on load
+
+`Predictor.from_dir(..., backend="onnx")` puts an `OnnxEncoder` where the torch encoder was; `NabaModel` calls
+it the same way and does not know the difference.
+
+The export uses torch's TorchScript-based exporter (`dynamo=False`): it needs no `onnxscript`, exports in about
+a second and handles the HF BERT graph with dynamic batch and sequence axes. Because a tracer can bake values
+into a graph, every export is checked against torch on inputs of another shape before it is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from torch import nn
+from transformers import PretrainedConfig
+from transformers.modeling_outputs import BaseModelOutput
+
+from models.artifacts import CHECKSUMS, WEIGHTS, load_artifact, sha256_file, verify_checksums
+from models.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+FP32 = "encoder.onnx"
+INT8 = "encoder.int8.onnx"
+EXPORT_INFO = "export.json"
+OPSET = 17
+INPUTS = ["input_ids", "attention_mask"]
+OUTPUT = "last_hidden_state"
+TOLERANCE = 1e-3  # largest difference from torch, in hidden-state units, an fp32 export may show
+# int8 weights for the matrix products (nearly all the compute), one scale per output channel. Embedding
+# lookups stay fp32: quantising them saves file size, not time, and costs the most accuracy.
+INT8_SETTINGS: dict[str, Any] = {"weight_type": "QInt8", "op_types": ["MatMul"], "per_channel": True}
+
+
+class _EncoderGraph(nn.Module):
+    """The HF encoder with tensors in and a tensor out, which is what the exporter can trace."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+class OnnxEncoder(nn.Module):
+    """Stands in for the HF encoder inside `NabaModel`: same call, same output field, run on CPU by ONNX Runtime.
+
+    It is an `nn.Module` so that it can replace `NabaModel.encoder` (a submodule) by plain assignment; it has
+    no parameters, so `.to()`, `.eval()` and `torch.inference_mode()` pass over it.
+
+    Args:
+        path: the `.onnx` file.
+        config: the encoder's HF config; `NabaModel` reads `hidden_size` from it.
+        threads: ONNX Runtime intra-op threads; None or 0 for its default (one per physical core).
+    """
+
+    def __init__(self, path: str | Path, config: PretrainedConfig, threads: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.config = config
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput:
+        feeds = {
+            "input_ids": input_ids.to("cpu", torch.int64).numpy(),  # (W, L)
+            "attention_mask": attention_mask.to("cpu", torch.int64).numpy(),  # (W, L)
+        }
+        (states,) = self.session.run([OUTPUT], feeds)  # (W, L, H) float32
+        return BaseModelOutput(last_hidden_state=torch.from_numpy(states))
+
+
+def _inputs(vocab_size: int, batch: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random ids with the last row half padded, so that the traced graph keeps the padding-mask path."""
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, vocab_size, (batch, length), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, max(1, length // 2) :] = 0
+    return input_ids, attention_mask
+
+
+def _export(graph: _EncoderGraph, path: Path, vocab_size: int, length: int) -> None:
+    """Trace `graph` into an ONNX file with dynamic batch and sequence axes."""
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        # Expected noise: the exporter's own deprecation notice, and tracer notes about shape checks that
+        # transformers makes trace-safe. `_check` is what vouches for the graph.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Exporting aten::index operator")
+        torch.onnx.export(
+            graph,
+            _inputs(vocab_size, batch=2, length=length, seed=0),
+            str(path),
+            input_names=INPUTS,
+            output_names=[OUTPUT],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, OUTPUT: axes},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _check(graph: _EncoderGraph, path: Path, vocab_size: int, length: int) -> float:
+    """Largest difference between torch and the ONNX file on an input of another shape than the trace's.
+
+    Raises:
+        ArtifactError: the difference is over `TOLERANCE` (the export would change the model's answers).
+    """
+    input_ids, attention_mask = _inputs(vocab_size, batch=3, length=length, seed=1)
+    with torch.inference_mode():
+        expected = graph(input_ids, attention_mask).numpy()
+    got = OnnxEncoder(path, PretrainedConfig(), threads=None)(input_ids, attention_mask).last_hidden_state
+    diff = float(np.abs(got.numpy() - expected).max())
+    if not diff <= TOLERANCE:
+        raise ArtifactError(f"the ONNX export differs from the torch encoder by {diff:.2e}; it was not kept")
+    return diff
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation with `INT8_SETTINGS`: weights int8 ahead of time, activations per batch."""
+    root = logging.getLogger()  # the quantiser logs a line per tensor, and generic advice, to the root logger
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        quantize_dynamic(
+            source,
+            target,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=INT8_SETTINGS["op_types"],
+            per_channel=INT8_SETTINGS["per_channel"],
+        )
+    finally:
+        root.setLevel(level)
+
+
+def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
+    """Export an artifact's encoder to `<artifact>/onnx`, replacing an earlier export.
+
+    The files are written to a temporary directory inside the artifact and renamed into place, so an export
+    that dies half-way leaves the previous one (or none) behind, never a torn one.
+
+    Args:
+        artifact_dir: a Naba artifact (see `models.artifacts`); it is loaded and verified first.
+        quantize: also write `encoder.int8.onnx`, with int8 weights (dynamic quantisation).
+
+    Returns:
+        The `onnx` directory.
+
+    Raises:
+        ArtifactError: the artifact does not load, or the export does not reproduce the torch encoder.
+    """
+    artifact_dir = Path(artifact_dir)
+    model, _, config = load_artifact(artifact_dir, "cpu")
+    graph = _EncoderGraph(model.encoder).eval()
+    vocab_size = int(model.encoder.config.vocab_size)
+    max_length = config.window.max_length
+    target = artifact_dir / ONNX_DIR
+    tmp = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.", dir=artifact_dir))
+    try:
+        _export(graph, tmp / FP32, vocab_size, length=min(max_length, 16))
+        diff = _check(graph, tmp / FP32, vocab_size, length=min(max_length, 48))
+        if quantize:
+            _quantize(tmp / FP32, tmp / INT8)
+        info: dict[str, Any] = {
+            "weights_sha256": sha256_file(artifact_dir / WEIGHTS),
+            "opset": OPSET,
+            "max_abs_diff_fp32": diff,
+            "int8": INT8_SETTINGS if quantize else None,
+            "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__},
+        }
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2), "utf-8")
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
+        for file in tmp.iterdir():
+            file.chmod(0o644)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
+        _replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("exported the encoder to %s (%s; fp32 max diff %.1e)", target, ", ".join(sums), diff)
+    return target
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Rename `new` to `target`, moving an existing `target` aside first (a directory rename cannot overwrite)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        os.rename(target, old)
+    os.rename(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_onnx_encoder(
+    artifact_dir: str | Path, config: PretrainedConfig, int8: bool = False, threads: int | None = None
+) -> OnnxEncoder:
+    """The exported encoder of an artifact, verified against its checksums and the artifact's weights.
+
+    Args:
+        artifact_dir: an artifact that `load_artifact` has already verified.
+        config: the encoder's HF config.
+        int8: load `encoder.int8.onnx` instead of the fp32 export.
+        threads: ONNX Runtime intra-op threads (None: its default).
+
+    Raises:
+        ArtifactError: no export (run `naba export`), a file that fails its checksum, or an export made from
+            other weights than the artifact's.
+    """
+    artifact_dir = Path(artifact_dir)
+    onnx_dir = artifact_dir / ONNX_DIR
+    name = INT8 if int8 else FP32
+    if not (onnx_dir / name).is_file():
+        flag = " --quantize int8" if int8 else ""
+        raise ArtifactError(
+            f"{artifact_dir} has no ONNX export ({ONNX_DIR}/{name}); run `naba export --model {artifact_dir}{flag}`"
+        )
+    listed = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8")) if (onnx_dir / CHECKSUMS).is_file() else {}
+    if name not in listed or EXPORT_INFO not in listed:
+        raise ArtifactError(f"{onnx_dir} has no checksum for {name} or {EXPORT_INFO}; rerun `naba export`")
+    verify_checksums(onnx_dir)
+    exported_from = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8")).get("weights_sha256")
+    if exported_from != json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(WEIGHTS):
+        raise ArtifactError(
+            f"{onnx_dir} was exported from other weights than {artifact_dir}; rerun `naba export`"
+        )
+    logger.info("encoder runs on ONNX Runtime from %s", onnx_dir / name)
+    return OnnxEncoder(onnx_dir / name, config, threads)

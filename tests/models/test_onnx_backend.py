@@ -1,0 +1,143 @@
+"""The ONNX fast path: export, checksums, parity with torch, int8 accuracy, and every way loading refuses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.artifacts import sha256_file
+from models.errors import ArtifactError, NabaError
+from models.onnx_backend import CHECKSUMS, EXPORT_INFO, FP32, INT8, ONNX_DIR, export_onnx
+from models.predictor import Predictor
+from models.results import Article
+from naba.cli import main
+from tests.conftest import seed_records
+from training.data import read_records
+from training.evaluate import evaluate
+
+SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]
+LONG = Article(
+    " ".join(f"الجملة رقم {i} عن العمليات المشتركة في المحافظة." for i in range(40)), title="عنوان"
+)
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session model with fp32 and int8 exports (the shared fixture directory stays untouched)."""
+    copy = Path(shutil.copytree(model_dir, tmp_path_factory.mktemp("onnx") / "tiny"))
+    export_onnx(copy, quantize=True)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(exported: Path) -> Predictor:
+    return Predictor.from_dir(exported, device="cpu", backend="onnx")
+
+
+def test_export_writes_both_encoders_with_checksums(exported: Path) -> None:
+    onnx_dir = exported / ONNX_DIR
+    sums = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8"))
+    assert set(sums) == {FP32, INT8, EXPORT_INFO}
+    assert all(sha256_file(onnx_dir / name) == digest for name, digest in sums.items())
+    assert (onnx_dir / INT8).stat().st_size < (onnx_dir / FP32).stat().st_size
+    assert not [p for p in exported.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+
+def test_fp32_matches_torch(predictor: Predictor, onnx_fp32: Predictor) -> None:
+    articles = [*SEEDS, LONG]  # LONG spans several windows, so the batch has padding
+    for ours, theirs in zip(onnx_fp32.analyze(articles), predictor.analyze(articles), strict=True):
+        assert ours.scores == pytest.approx(theirs.scores, abs=1e-4)
+        assert ours.summary_indices == theirs.summary_indices
+        assert [r.label for r in ours.labels] == [r.label for r in theirs.labels]
+    assert onnx_fp32.info["backend"] == "onnx"
+    assert predictor.info["backend"] == "torch"
+
+
+def _centre_thresholds(predictors: list[Predictor], articles: list[Article]) -> None:
+    """Move each threshold to the middle of the gap between the first predictor's scores around it.
+
+    Thresholds are tuned on these same articles and picked from their scores (rounded to 4 places), so one
+    article sits within ~1e-5 of each threshold and any change at all would flip it; on 17 articles one flip
+    moves macro-F1 by several points. Centring keeps every decision of the first predictor and leaves a margin
+    of a few 1e-3, so the comparison measures the int8 encoder, not the rounding.
+    """
+    probs = np.array(
+        [[a.scores[lbl] for lbl in predictors[0].labels] for a in predictors[0].analyze(articles)]
+    )
+    centred = []
+    for k, threshold in enumerate(predictors[0].config.thresholds):
+        scores = probs[:, k]
+        below, above = (
+            scores[scores < threshold].max(initial=0.0),
+            scores[scores >= threshold].min(initial=1.0),
+        )
+        centred.append(float(below + above) / 2)
+    for predictor in predictors:
+        predictor.config.thresholds = centred
+
+
+def test_int8_keeps_macro_f1_and_tags(exported: Path, train_file: Path) -> None:
+    fp32 = Predictor.from_dir(exported, device="cpu", backend="onnx")
+    int8 = Predictor.from_dir(exported, device="cpu", backend="onnx", quantize="int8")
+    assert int8.info["backend"] == "onnx-int8"
+    records = read_records([train_file])
+    _centre_thresholds(
+        [fp32, int8], [Article(r.text, r.title, r.id) for r in records if r.labels is not None]
+    )
+    assert abs(evaluate(int8, records)["macro_f1"] - evaluate(fp32, records)["macro_f1"]) <= 0.005
+    fp32_tags = [[r.label for r in a.labels] for a in fp32.analyze(SEEDS)]
+    assert [[r.label for r in a.labels] for a in int8.analyze(SEEDS)] == fp32_tags
+
+
+def test_tampered_export_is_refused(exported: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(exported, tmp_path / "tiny"))
+    with (copy / ONNX_DIR / FP32).open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ArtifactError, match="checksum"):
+        Predictor.from_dir(copy, device="cpu", backend="onnx")
+
+
+def test_export_from_other_weights_is_refused(exported: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(exported, tmp_path / "tiny"))
+    onnx_dir = copy / ONNX_DIR
+    (onnx_dir / EXPORT_INFO).write_text(json.dumps({"weights_sha256": "0" * 64}), "utf-8")
+    sums = {name: sha256_file(onnx_dir / name) for name in (FP32, INT8, EXPORT_INFO)}
+    (onnx_dir / CHECKSUMS).write_text(json.dumps(sums), "utf-8")
+    with pytest.raises(ArtifactError, match="other weights"):
+        Predictor.from_dir(copy, device="cpu", backend="onnx")
+
+
+def test_missing_export_says_to_run_naba_export(model_dir: Path) -> None:
+    with pytest.raises(ArtifactError, match="naba export"):
+        Predictor.from_dir(model_dir, device="cpu", backend="onnx")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"device": "cuda", "backend": "onnx"}, "CPU only"),
+        ({"device": "cpu", "backend": "torch", "quantize": "int8"}, "needs backend 'onnx'"),
+        ({"device": "cpu", "backend": "tensorrt"}, "unknown backend"),
+    ],
+)
+def test_bad_backend_requests_are_refused(exported: Path, kwargs: dict, match: str) -> None:
+    with pytest.raises(NabaError, match=match):
+        Predictor.from_dir(exported, **kwargs)
+
+
+def test_naba_export_command(model_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(model_dir, tmp_path / "tiny"))
+    assert main(["export", "--model", str(copy)]) == 0
+    assert (copy / ONNX_DIR / FP32).is_file()
+    assert not (copy / ONNX_DIR / INT8).exists()
+    with pytest.raises(ArtifactError, match="--quantize int8"):
+        Predictor.from_dir(copy, device="cpu", backend="onnx", quantize="int8")
+
+    assert main(["export", "--model", str(copy), "--quantize", "int8"]) == 0  # replaces the first export
+    assert (
+        Predictor.from_dir(copy, device="cpu", backend="onnx", quantize="int8").info["backend"] == "onnx-int8"
+    )
