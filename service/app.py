@@ -22,9 +22,10 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from models.errors import NabaError
 from models.predictor import Predictor
 from service.config import Settings, get_settings
-from service.engine import InferenceEngine
+from service.engine import BatchingConfig, InferenceEngine
 from service.errors import register_error_handlers
 from service.metrics import track_requests
+from service.reload import load_checked
 from service.routes import api_router
 
 logger = logging.getLogger(__name__)
@@ -48,10 +49,8 @@ async def load_engine(app: FastAPI, settings: Settings, predictor: Predictor | N
     try:
         if predictor is None:
             logger.info("loading model from %s (device=%s)", settings.model_dir, settings.device)
-            predictor = await asyncio.to_thread(
-                Predictor.from_dir, settings.model_dir, device=settings.device
-            )
-        engine = InferenceEngine(predictor)
+            predictor = await asyncio.to_thread(load_checked, settings.model_dir, settings)
+        engine = InferenceEngine(predictor, BatchingConfig.from_settings(settings))
         await engine.warm_up()
     except asyncio.CancelledError:  # shutdown while loading
         if engine is not None:

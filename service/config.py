@@ -6,12 +6,17 @@ hyperparameters are not here: they are command-line arguments of `naba train`.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# A list of keys from the environment: `NoDecode` stops pydantic-settings from insisting on JSON, so the
+# validator below accepts a plain comma-separated string as well as a JSON list.
+KeyList = Annotated[list[SecretStr], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -21,6 +26,10 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(Path("artifacts/starter"), description="Model artifact directory to serve.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
+    backend: Literal["torch", "onnx"] = Field(
+        "torch", description="What runs the encoder: torch, or onnx (CPU; needs `naba export`)."
+    )
+    quantize: Literal["int8"] | None = Field(None, description="int8: the int8 ONNX encoder (backend onnx).")
     data_dir: Path = Field(
         Path("../shared/data"), description="Shared data for starter models and benchmarks."
     )
@@ -30,9 +39,37 @@ class Settings(BaseSettings):
     max_summary_sentences: int = Field(20, gt=0, description="Largest summary_sentences a request may ask.")
     batch_size: int = Field(16, gt=0, description="Articles per forward pass in batch prediction.")
     torch_threads: int | None = Field(None, gt=0, description="Torch intra-op threads (default: torch's).")
+    max_queue: int = Field(256, gt=0, description="Articles in progress beyond which requests get 503.")
+    max_batch_tokens: int = Field(16_384, gt=0, description="Window tokens per model batch in the service.")
+    max_wait_ms: float = Field(5.0, ge=0, description="How long a request waits for others to batch with.")
+    request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may take before 504.")
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_keys: KeyList = Field(
+        default_factory=list,
+        description="Bearer keys for the inference endpoints, comma-separated; empty leaves them open.",
+    )
+    admin_keys: KeyList = Field(
+        default_factory=list,
+        description="Bearer keys for /v1/admin (they also open inference); empty disables admin endpoints.",
+    )
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Read `a,b` or `["a", "b"]` from the environment.
+
+        Surrounding spaces are stripped and blanks dropped, so `a, b,` is two keys, not three with one empty
+        key that a bare `Authorization: Bearer ` would match.
+        """
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple):
+            value = [item.strip() if isinstance(item, str) else item for item in value]
+            return [item for item in value if item != ""]
+        return value
 
 
 @lru_cache

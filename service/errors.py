@@ -3,6 +3,10 @@
 Every error response is `{"error": <message>, "error_type": <kind>}`: typed `NabaError`s keep their message
 and `error_type`, request-validation failures name the offending field, HTTP errors (404, 405) keep their
 detail, and anything unexpected becomes a generic 500 whose traceback goes to the log, never to the client.
+
+The errors that only the service raises (authentication, model reloads) are defined here, not in
+`models/errors.py`: the predictor, training and the batch script never meet them, and they mean something only
+next to an HTTP status.
 """
 
 from __future__ import annotations
@@ -24,10 +28,37 @@ from models.errors import (
     InvalidInputError,
     ModelNotReadyError,
     NabaError,
+    OverloadedError,
+    RequestTimeoutError,
 )
 from service.schemas import ErrorResponse
 
 logger = logging.getLogger(__name__)
+
+
+class UnauthorizedError(NabaError):
+    """The request carries no bearer key, or one the service does not know."""
+
+    error_type = "unauthorized"
+
+
+class ForbiddenError(NabaError):
+    """The key is valid but may not use this endpoint, or the endpoint is switched off."""
+
+    error_type = "forbidden"
+
+
+class ReloadInProgressError(NabaError):
+    """Another model reload is still running; only one runs at a time."""
+
+    error_type = "reload_in_progress"
+
+
+class ReloadFailedError(NabaError):
+    """A new model could not be loaded or failed its checks; the previous model keeps serving."""
+
+    error_type = "reload_failed"
+
 
 # Looked up along the exception's class hierarchy, so a new subclass inherits its parent's status; any other
 # NabaError is a 500.
@@ -37,6 +68,12 @@ STATUS_BY_ERROR: dict[type[NabaError], int] = {
     InputTooLongError: 413,
     BatchTooLargeError: 413,
     ModelNotReadyError: 503,
+    OverloadedError: 503,
+    RequestTimeoutError: 504,
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    ReloadInProgressError: 409,
+    ReloadFailedError: 422,
 }
 REQUEST_ERROR_TYPE = "invalid_request"
 INTERNAL_ERROR_TYPE = "internal_error"
@@ -48,6 +85,15 @@ def status_for(exc: NabaError) -> int:
         if cls in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[cls]
     return 500
+
+
+def headers_for(exc: NabaError) -> dict[str, str] | None:
+    """Headers a client needs to act on an error: when to retry (503), how to authenticate (401)."""
+    if isinstance(exc, OverloadedError):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, UnauthorizedError):
+        return {"WWW-Authenticate": "Bearer"}
+    return None
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -95,7 +141,7 @@ async def handle_naba_error(request: Request, exc: NabaError) -> JSONResponse:
     status = status_for(exc)
     if status == 500:  # 503 (not ready) is an expected state, logged once when loading fails
         logger.error("%s on %s %s: %s", exc.error_type, request.method, request.url.path, exc.message)
-    return error_response(request, status, exc.message, exc.error_type)
+    return error_response(request, status, exc.message, exc.error_type, headers_for(exc))
 
 
 async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -138,9 +138,34 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] | None = Field(None, description="Evaluation metrics saved with the artifact.")
     created: str | None = Field(None, description="When the artifact was written, if recorded.")
     device: str | None = Field(None, description="Where the model runs, e.g. cpu or cuda:0.")
+    backend: str | None = Field(None, description="What runs the encoder: torch, onnx or onnx-int8.")
     max_chars: int = Field(description="Longest article text accepted, in characters.")
     max_batch_articles: int = Field(description="Most articles in one batch request.")
     max_summary_sentences: int = Field(description="Largest summary_sentences a request may ask.")
+
+
+class ReloadRequest(BaseModel):
+    """Which artifact to serve next; without `path`, the configured model directory is read again."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"path": "artifacts/v2"}]})
+
+    path: StrictStr | None = Field(
+        None,
+        min_length=1,
+        description="Artifact directory on the server (relative to its working directory); default: "
+        "NABA_MODEL_DIR.",
+    )
+
+
+class ReloadResponse(BaseModel):
+    """The model now served and the one it replaced."""
+
+    model: ModelRefOut = Field(description="The model now serving requests.")
+    previous_model: ModelRefOut | None = Field(
+        description="The model it replaced; null when none had loaded (a failed start-up load)."
+    )
+    path: str = Field(description="The artifact directory it was loaded from.")
+    seconds: float = Field(description="Time spent loading, warming up and checking the new model.")
 
 
 class ErrorResponse(BaseModel):

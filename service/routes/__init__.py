@@ -1,13 +1,23 @@
-"""HTTP routes, one module per resource; `api_router` gathers them for the app."""
+"""HTTP routes, one module per resource; `api_router` gathers them for the app.
+
+Access is decided here, where the guarded and the open routers sit side by side: inference needs an API key
+once `NABA_API_KEYS` is set, the admin router guards itself with an admin key, and probes, metrics and docs
+stay open for orchestrators and scrapers.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from service.routes import analyze, health, metrics, model
+from service.auth import require_api_key
+from service.errors import error_responses
+from service.routes import admin, analyze, health, metrics, model
+
+API_KEY = [Depends(require_api_key)]
 
 api_router = APIRouter()
-api_router.include_router(analyze.router)
-api_router.include_router(model.router)
+api_router.include_router(analyze.router, dependencies=API_KEY, responses=error_responses(401))
+api_router.include_router(model.router, dependencies=API_KEY, responses=error_responses(401))
+api_router.include_router(admin.router)
 api_router.include_router(health.router)
 api_router.include_router(metrics.router)

@@ -1,0 +1,72 @@
+"""Bearer-key checks for the inference and admin endpoints.
+
+Keys come from `Settings.api_keys` and `Settings.admin_keys` (`NABA_API_KEYS`, `NABA_ADMIN_KEYS`). Inference is
+open while no api key is set; admin endpoints stay refused until an admin key is set, so a service started
+without keys can be queried but never reconfigured. A presented key is compared with every configured key, each
+in constant time, so response timing tells a guesser neither how close a guess came nor which key it hit.
+Probes, metrics and docs are not guarded: they are mounted without these dependencies.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
+
+from service.deps import SettingsDep
+from service.errors import ForbiddenError, UnauthorizedError
+
+logger = logging.getLogger(__name__)
+
+# auto_error=False: a missing or non-Bearer header reaches our checks (and our error body) as None. The scheme
+# also puts the "Authorize" button in /docs.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key, or an admin key for /v1/admin.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+def key_matches(presented: str, keys: Sequence[SecretStr]) -> bool:
+    """Whether `presented` equals one of `keys`, comparing against all of them in constant time."""
+    candidate = presented.encode()
+    matched = False
+    for key in keys:
+        # No short-circuit: every key is compared whatever the outcome of the others.
+        matched |= hmac.compare_digest(candidate, key.get_secret_value().encode())
+    return matched
+
+
+def require_api_key(settings: SettingsDep, credentials: BearerDep) -> None:
+    """Let the request through when no api keys are set, or when it carries an api or admin key.
+
+    Raises:
+        UnauthorizedError: Keys are set and the request has no bearer key, or an unknown one.
+    """
+    if not settings.api_keys:
+        return
+    if credentials is None:
+        raise UnauthorizedError("this endpoint needs an API key: send 'Authorization: Bearer <key>'")
+    if not key_matches(credentials.credentials, [*settings.api_keys, *settings.admin_keys]):
+        raise UnauthorizedError("the API key is not valid")
+
+
+def require_admin_key(settings: SettingsDep, credentials: BearerDep) -> None:
+    """Let the request through only with an admin key.
+
+    Raises:
+        ForbiddenError: No admin keys are set (admin endpoints are off), or the key is an api key, which
+            authenticates the caller but does not allow administration.
+        UnauthorizedError: The request has no bearer key, or one that is neither an admin nor an api key.
+    """
+    if not settings.admin_keys:
+        raise ForbiddenError("admin endpoints are disabled: set NABA_ADMIN_KEYS")
+    if credentials is None:
+        raise UnauthorizedError("this endpoint needs an admin key: send 'Authorization: Bearer <key>'")
+    if key_matches(credentials.credentials, settings.admin_keys):
+        return
+    if key_matches(credentials.credentials, settings.api_keys):
+        raise ForbiddenError("this key may not use admin endpoints; use an admin key")
+    raise UnauthorizedError("the admin key is not valid")
