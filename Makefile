@@ -4,13 +4,15 @@ VENV ?= .venv
 PORT ?= 8000
 MODEL_DIR ?= artifacts/starter
 NABA_DATA_DIR ?= ../shared/data
+# Extra flags for the benchmarks, e.g. BENCH_ARGS="--model base --seconds 5".
+BENCH_ARGS ?=
 # The CPU build of torch; on these machines pip finds it in a local wheel folder.
 TORCH_SPEC ?= torch==2.13.0
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint starter clean
+.PHONY: install serve test lint starter bench-serve bench-batch clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,15 @@ serve: $(STAMP) $(MODEL_DIR)/naba_config.json
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/python -m pytest
+
+# Benchmarks (bench/): markdown tables with a baseline measured in the same run. Minutes, not seconds.
+BENCH_ENV := HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) NABA_MODEL_DIR=$(MODEL_DIR)
+
+bench-serve: $(STAMP)
+	$(BENCH_ENV) $(BIN)/python bench/serve.py $(BENCH_ARGS)
+
+bench-batch: $(STAMP)
+	$(BENCH_ENV) $(BIN)/python bench/batch.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
