@@ -124,7 +124,11 @@ def save_artifact(
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
         model.encoder.config.save_pretrained(tmp)
-        state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        # fp32 on disk whatever the model ran in (a GPU predictor runs bf16): loading casts to what it needs.
+        state = {
+            k: (v.float() if v.is_floating_point() else v).detach().contiguous().cpu()
+            for k, v in model.state_dict().items()
+        }
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
         (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")

@@ -139,6 +139,9 @@ class ModelInfo(BaseModel):
     created: str | None = Field(None, description="When the artifact was written, if recorded.")
     device: str | None = Field(None, description="Where the model runs, e.g. cpu or cuda:0.")
     backend: str | None = Field(None, description="What runs the encoder: torch, onnx or onnx-int8.")
+    dtype: str | None = Field(
+        None, description="Precision of the torch model: float32, or bfloat16 on a GPU."
+    )
     max_chars: int = Field(description="Longest article text accepted, in characters.")
     max_batch_articles: int = Field(description="Most articles in one batch request.")
     max_summary_sentences: int = Field(description="Largest summary_sentences a request may ask.")

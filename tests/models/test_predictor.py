@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from models.predictor import Predictor, resolve_device
+from models.predictor import WINDOWS_PER_PASS, Predictor, inference_dtype, resolve_device
 from models.preprocessing import split_sentences
 from models.results import Article
 from tests.conftest import NEGATIVES, seed_records
@@ -93,3 +94,18 @@ def test_info_describes_the_model(predictor: Predictor) -> None:
 def test_resolve_device() -> None:
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda"}
+
+
+def test_inference_precision_and_pass_size_follow_the_device(predictor: Predictor) -> None:
+    assert inference_dtype(torch.device("cpu")) == torch.float32
+    assert predictor.dtype == torch.float32 and predictor.info["dtype"] == "float32"
+    assert predictor.max_windows_per_pass == WINDOWS_PER_PASS["cpu"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_predictor_runs_in_half_precision_and_agrees_with_cpu(model_dir, predictor: Predictor) -> None:
+    gpu = Predictor.from_dir(model_dir, device="cuda")
+    assert gpu.dtype in (torch.bfloat16, torch.float16)
+    for cpu_result, gpu_result in zip(predictor.analyze(SEEDS), gpu.analyze(SEEDS), strict=True):
+        for label in predictor.labels:
+            assert gpu_result.scores[label] == pytest.approx(cpu_result.scores[label], abs=0.02)
