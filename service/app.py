@@ -17,14 +17,14 @@ from importlib import metadata
 
 import torch
 from fastapi import FastAPI
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from models.errors import NabaError
 from models.predictor import Predictor
+from service.admission import AdmissionGate
 from service.config import Settings, get_settings
 from service.engine import BatchingConfig, InferenceEngine
 from service.errors import register_error_handlers
-from service.metrics import track_requests
+from service.metrics import RequestMetricsMiddleware
 from service.reload import load_checked
 from service.routes import api_router
 
@@ -113,7 +113,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         lifespan=lifespan,
     )
     app.dependency_overrides[get_settings] = lambda: settings
-    app.add_middleware(BaseHTTPMiddleware, dispatch=track_requests)
+    app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: it also counts what the gate refuses
     register_error_handlers(app)
     app.include_router(api_router)
     return app

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     max_summary_sentences: int = Field(20, gt=0, description="Largest summary_sentences a request may ask.")
     batch_size: int = Field(16, gt=0, description="Articles per forward pass in batch prediction.")
     torch_threads: int | None = Field(None, gt=0, description="Torch intra-op threads (default: torch's).")
+    max_concurrent_requests: int = Field(
+        128,
+        gt=0,
+        description="Analysis requests in the service at once; more get 503 before their body is read.",
+    )
     max_queue: int = Field(256, gt=0, description="Articles in progress beyond which requests get 503.")
     max_batch_tokens: int = Field(16_384, gt=0, description="Window tokens per model batch in the service.")
     max_wait_ms: float = Field(5.0, ge=0, description="How long a request waits for others to batch with.")

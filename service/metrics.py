@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
@@ -58,23 +57,37 @@ MODEL_INFO = Gauge("naba_model_info", "The served model (value 1), by name and v
 UNMATCHED_ROUTE = "unmatched"
 
 
-async def track_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """HTTP middleware: count each request by route and outcome and time it.
+class RequestMetricsMiddleware:
+    """ASGI middleware: count each request by route and outcome and time it.
 
-    The error handlers in `service/errors.py` put the error_type in `request.state`, so the outcome label is
-    the same string a client sees in the error body. An exception that escapes every handler is counted as
-    `internal_error` and re-raised for the server error handler.
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs a task and a stream per request: under
+    overload that overhead is paid by every refused request too. The error handlers in `service/errors.py`
+    put the error_type in the request state, so the outcome label is the string a client sees in the error
+    body; an exception that escapes every handler is counted as `internal_error` and re-raised.
     """
-    start = time.perf_counter()
-    outcome = "internal_error"
-    try:
-        response = await call_next(request)
-        outcome = getattr(request.state, "error_type", None) or (
-            "ok" if response.status_code < 400 else f"http_{response.status_code}"
-        )
-        return response
-    finally:
-        route = request.scope.get("route")
-        label = getattr(route, "path", UNMATCHED_ROUTE)
-        REQUESTS.labels(route=label, outcome=outcome).inc()
-        REQUEST_DURATION.labels(route=label).observe(time.perf_counter() - start)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        outcome = "internal_error"
+        try:
+            await self.app(scope, receive, send_and_record)
+            error_type = scope.get("state", {}).get("error_type")
+            outcome = error_type or ("ok" if status < 400 else f"http_{status}")
+        finally:
+            label = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            REQUESTS.labels(route=label, outcome=outcome).inc()
+            REQUEST_DURATION.labels(route=label).observe(time.perf_counter() - start)

@@ -53,7 +53,15 @@ class LiveServer:
 @pytest.fixture
 def served(model_dir: Path) -> Iterator[LiveServer]:
     """The real app over the tiny model, with a small queue, served on loopback."""
-    app = create_app(Settings(model_dir=model_dir, device="cpu", max_queue=MAX_QUEUE, max_wait_ms=2))
+    app = create_app(
+        Settings(
+            model_dir=model_dir,
+            device="cpu",
+            max_queue=MAX_QUEUE,
+            max_concurrent_requests=2 * MAX_QUEUE,
+            max_wait_ms=2,
+        )
+    )
     with live_server(app) as url:
         yield LiveServer(url, app)
 
