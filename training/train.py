@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> Path:
     logger.info("labels: %s", labels)
 
     train_set = encode_records(train_records, labels, tokenizer, preprocess, window, model_args, data_args)
+    output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.train.", dir=output.parent))
     training_args.output_dir = str(workdir)
     try:

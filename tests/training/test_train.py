@@ -87,6 +87,16 @@ def test_training_without_labels_or_label_set_is_refused(encoder_dir: Path, tmp_
         main(["--train", str(data), "--base-model", str(encoder_dir), "--output", str(tmp_path / "o")])
 
 
+def test_output_may_be_in_a_directory_that_does_not_exist_yet(
+    encoder_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "new" / "nested" / "model"
+    args = ["--train", str(train_file), "--base-model", str(encoder_dir), "--output", str(output)]
+    main([*args, "--max-length", "64", "--window-overlap", "16", "--max_steps", "1"])
+    assert (output / "naba_config.json").is_file()
+    assert [p.name for p in output.parent.iterdir()] == ["model"]  # no work directory left behind
+
+
 def test_training_arguments_can_come_from_one_json_file(
     encoder_dir: Path, train_file: Path, tmp_path: Path
 ) -> None:
