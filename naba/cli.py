@@ -123,6 +123,7 @@ def _build_encoder(argv: list[str]) -> None:
     parser.add_argument("--num-layers", type=int, default=EncoderSize.num_layers)
     parser.add_argument("--num-heads", type=int, default=EncoderSize.num_heads)
     parser.add_argument("--max-length", type=int, default=EncoderSize.max_position_embeddings)
+    parser.add_argument("--tokenizer", choices=["wordpiece", "sentencepiece"], default="wordpiece")
     args = parser.parse_args(argv)
     size = EncoderSize(
         vocab_size=args.vocab_size,
@@ -132,7 +133,9 @@ def _build_encoder(argv: list[str]) -> None:
         intermediate_size=4 * args.hidden_size,
         max_position_embeddings=args.max_length,
     )
-    build_encoder((r.text for r in read_records(args.corpus)), args.output, size)
+    build_encoder(
+        (r.text for r in read_records(args.corpus)), args.output, size, tokenizer_kind=args.tokenizer
+    )
 
 
 def _train(argv: list[str]) -> None:
