@@ -64,6 +64,7 @@ from bench.common import (  # noqa: E402
     resolve_model,
     sample_articles,
 )
+from models.predictor import resolve_device  # noqa: E402
 from models.results import Article  # noqa: E402
 
 COLUMNS = ["server", "backend", "concurrency", "requests", "errors", "articles/s", "p50 ms", "p95 ms",
@@ -266,7 +267,7 @@ def serve_both(
         naba = run_levels("naba", f"{url}/v1/analyze", payloads, args)
     port = free_port()
     base_cmd = [sys.executable, str(REPO / "bench" / "pipeline_server.py"), "--model", str(model_dir),
-                "--port", str(port), "--threads", str(args.threads), "--device", _torch_device(args.device),
+                "--port", str(port), "--threads", str(args.threads), "--device", resolve_device(args.device).type,
                 *(["--serial"] if args.baseline_serial else [])]  # fmt: skip
     print(f"{model_dir}: pipeline baseline on 127.0.0.1:{port} ...")
     with server("pipeline baseline", base_cmd, env, port, args.startup_timeout) as url:
@@ -328,14 +329,6 @@ def bench_model(model: ModelChoice, articles: list[Article], args: argparse.Name
 def _row(name: str, backend: str, r: LoadResult, ratio: str) -> list[object]:
     return [name, backend, r.concurrency, len(r.latencies) + r.errors, r.errors, f"{r.rate:.2f}",
             f"{r.ms(50):.0f}", f"{r.ms(95):.0f}", f"{r.ms(99):.0f}", ratio]  # fmt: skip
-
-
-def _torch_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def build_parser() -> argparse.ArgumentParser:
