@@ -2,9 +2,9 @@
 
 Route handlers `await engine.analyze(...)`. Each article is tokenised off the event loop and queued with the
 predictor that encoded it. The worker thread takes the oldest queued article, waits at most `max_wait_ms` for
-company, and runs every queued article of the same predictor that fits the token budget in one call, so
-concurrent requests share forward passes (the predictor sorts them by length to cut padding). Results go back
-to each caller's future.
+company while other requests are still being tokenised, and runs every queued article of the same predictor
+that fits the token budget in one call, so concurrent requests share forward passes (the predictor sorts them
+by length to cut padding). Results go back to each caller's future.
 
 A full engine (`max_queue` articles admitted and unanswered) refuses new work at once (`OverloadedError`, 503
 with Retry-After) instead of letting latency grow without bound, and a caller that waits past
@@ -91,6 +91,7 @@ class InferenceEngine:
         self._cond = threading.Condition()
         self._closed = False
         self._admitted = 0  # articles accepted and not yet answered; only touched on the event loop
+        self._encoding = 0  # requests being tokenised, i.e. company on its way to the queue
         self._worker = threading.Thread(target=self._run, name="naba-inference", daemon=True)
         self._worker.start()
         self._publish_model(predictor)
@@ -164,15 +165,20 @@ class InferenceEngine:
 
     async def _analyze(self, articles: Sequence[Article], summary_sentences: int | None) -> list[Analysis]:
         predictor = self._predictor
-        encoded = await asyncio.to_thread(lambda: [predictor.encode(a) for a in articles])
         loop = asyncio.get_running_loop()
-        items = [_Item(predictor, e, summary_sentences, loop.create_future(), loop) for e in encoded]
-        with self._cond:
-            if self._closed:
-                raise ModelNotReadyError("the service is shutting down")
-            self._pending.extend(items)
-            QUEUE_DEPTH.set(len(self._pending))
-            self._cond.notify()
+        self._encoding += 1
+        try:
+            encoded = await asyncio.to_thread(lambda: [predictor.encode(a) for a in articles])
+            items = [_Item(predictor, e, summary_sentences, loop.create_future(), loop) for e in encoded]
+            with self._cond:
+                if self._closed:
+                    raise ModelNotReadyError("the service is shutting down")
+                self._pending.extend(items)
+                QUEUE_DEPTH.set(len(self._pending))
+        finally:
+            with self._cond:
+                self._encoding -= 1
+                self._cond.notify()
         ARTICLES.inc(len(items))
         try:
             async with asyncio.timeout(self.config.request_timeout_s):
@@ -214,8 +220,15 @@ class InferenceEngine:
                 self._cond.wait()
             if self._closed:
                 return None
+            # Wait for company only while another request is being tokenised: with nothing on its way, waiting
+            # would only add latency (a lone request at concurrency 1 never waits).
             deadline = self._pending[0].enqueued + cfg.max_wait_ms / 1000
-            while not self._closed and not self._full(self._pending) and time.perf_counter() < deadline:
+            while (
+                self._encoding
+                and not self._closed
+                and not self._full(self._pending)
+                and time.perf_counter() < deadline
+            ):
                 self._cond.wait(deadline - time.perf_counter())
             batch: list[_Item] = []
             tokens = 0
