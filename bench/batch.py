@@ -36,7 +36,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import (  # noqa: E402
-    default_threads,
+    add_model_arguments,
     ensure_export,
     length_stats,
     machine_line,
@@ -122,19 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/batch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="base, default or an artifact path; repeat for several (default: base, then default).",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--articles", type=int, default=64, help="Articles per run.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each; the median is reported.")
     parser.add_argument("--batch-size", type=int, default=get_settings().batch_size, help="naba predict's.")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"], help="Encoder backend.")
-    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=default_threads(), help="torch intra-op threads.")
     return parser
 
 

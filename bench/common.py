@@ -15,6 +15,7 @@ Articles are real: the labelled dev set and the BBC dev pairs under `NABA_DATA_D
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import statistics
@@ -285,3 +286,19 @@ def machine_line(threads: int) -> str:
 def default_threads() -> int:
     """Every CPU this process may run on: the same intra-op thread count is given to both sides."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both speed benches share: which models, which backend, where and on how many threads."""
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="base, default or an artifact path; repeat for several (default: base, then default).",
+    )
+    parser.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx"], help="Naba's encoder backend."
+    )
+    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=default_threads(), help="torch intra-op threads.")

@@ -53,7 +53,7 @@ import httpx  # noqa: E402
 
 from bench.common import (  # noqa: E402
     ModelChoice,
-    default_threads,
+    add_model_arguments,
     ensure_export,
     length_stats,
     machine_line,
@@ -335,21 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/serve.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="base, default or an artifact path; repeat for several (default: base, then default).",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--seconds", type=float, default=15.0, help="Load time per concurrency level.")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32], help="Levels to drive.")
     parser.add_argument("--articles", type=int, default=64, help="Distinct articles sent, round-robin.")
-    parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx"], help="Naba's encoder backend."
-    )
-    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--threads", type=int, default=default_threads(), help="torch threads, each server.")
     parser.add_argument(
         "--baseline-serial",
         action="store_true",
