@@ -50,13 +50,52 @@ class NabaModel(nn.Module):
         self.summary_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
         nn.init.zeros_(self.position.weight)
 
+    @staticmethod
+    def length_groups(lengths: torch.Tensor, slack: float = 0.75, max_group: int = 64) -> list[torch.Tensor]:
+        """Window indices grouped by similar length, longest first, so that each group pads little.
+
+        A new group starts when a window is shorter than `slack` times its group's longest one.
+        """
+        order = torch.argsort(lengths, descending=True, stable=True)
+        groups: list[list[int]] = []
+        longest = 0
+        for i in order.tolist():
+            length = int(lengths[i])
+            if not groups or length < slack * longest or len(groups[-1]) >= max_group:
+                groups.append([])
+                longest = length
+            groups[-1].append(i)
+        return [torch.tensor(g, device=lengths.device) for g in groups]
+
+    def encode_windows(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Encoder states `(W, L, H)`, with windows run in groups of similar length at inference.
+
+        An article's last window is usually short, and padding it to the longest window of the batch costs as
+        much as a full one. At inference each group is cut to its own longest window; positions beyond a
+        window's length are zeros (no segment points at them). Training keeps one padded pass: identical maths,
+        simpler autograd.
+        """
+        if self.training:
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        lengths = attention_mask.sum(dim=1)
+        states: torch.Tensor | None = None
+        for group in self.length_groups(lengths):
+            width = int(lengths[group].max())
+            part = self.encoder(
+                input_ids=input_ids[group, :width], attention_mask=attention_mask[group, :width]
+            ).last_hidden_state  # (G, width, H)
+            if states is None:
+                states = part.new_zeros((*input_ids.shape, part.shape[-1]))
+            states[group, :width] = part
+        if states is None:
+            raise ValueError("encode_windows needs at least one window")
+        return states
+
     def sentence_vectors(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_segment: torch.Tensor, n_rows: int
     ) -> torch.Tensor:
         """Mean of the token states of each segment, over every window its tokens appear in: `(n_rows, H)`."""
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask
-        ).last_hidden_state  # (W, L, H)
+        states = self.encode_windows(input_ids, attention_mask)  # (W, L, H)
         states = states.reshape(-1, states.shape[-1])  # (W*L, H)
         seg = token_segment.reshape(-1)
         keep = seg >= 0
