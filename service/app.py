@@ -45,20 +45,13 @@ async def load_engine(app: FastAPI, settings: Settings, predictor: Predictor | N
     Runs as a background task of the lifespan. Any failure is logged and recorded in `app.state.load_failed`;
     it never propagates, so the process stays up to answer probes.
     """
-    engine: InferenceEngine | None = None
     try:
         if predictor is None:
             logger.info("loading model from %s (device=%s)", settings.model_dir, settings.device)
             predictor = await asyncio.to_thread(load_checked, settings.model_dir, settings)
-        engine = InferenceEngine(predictor, BatchingConfig.from_settings(settings))
-        await engine.warm_up()
-    except asyncio.CancelledError:  # shutdown while loading
-        if engine is not None:
-            engine.close()
-        raise
-    except Exception as exc:
-        if engine is not None:
-            engine.close()
+        else:  # a caller's predictor: warm it up here, as load_checked does for the ones it loads
+            await asyncio.to_thread(predictor.warm_up)
+    except Exception as exc:  # shutdown while loading (CancelledError) is not caught: nothing to undo
         app.state.load_failed = True
         # A NabaError (e.g. ArtifactError) explains itself; anything else is a bug worth a traceback.
         expected = isinstance(exc, NabaError)
@@ -70,6 +63,7 @@ async def load_engine(app: FastAPI, settings: Settings, predictor: Predictor | N
             exc_info=None if expected else exc,
         )
         return
+    engine = InferenceEngine(predictor, BatchingConfig.from_settings(settings))
     app.state.engine = engine
     logger.info("model %s %s ready", engine.ref.name, engine.ref.version)
 

@@ -124,10 +124,6 @@ class InferenceEngine:
     def closed(self) -> bool:
         return self._closed
 
-    async def warm_up(self) -> None:
-        """Send one article through the whole path (tokeniser, queue, worker, model) before serving."""
-        await asyncio.to_thread(self._predictor.warm_up)
-
     def swap(self, predictor: Predictor) -> Predictor:
         """Serve `predictor` from now on and return the previous one; queued articles finish on theirs."""
         old, self._predictor = self._predictor, predictor
