@@ -97,10 +97,6 @@ class InferenceEngine:
         self._publish_model(predictor)
 
     @property
-    def predictor(self) -> Predictor:
-        return self._predictor
-
-    @property
     def ref(self) -> ModelRef:
         """Name and version of the served model."""
         return self._predictor.ref
