@@ -134,8 +134,7 @@ def save_artifact(
         (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")
         (tmp / "metrics.json").write_text(json.dumps(config.metrics or {}, indent=2), "utf-8")
         (tmp / "README.md").write_text(render_card(config), "utf-8")
-        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
+        write_checksums(tmp)
         for file in tmp.iterdir():
             file.chmod(0o644)
         tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
@@ -156,6 +155,12 @@ def read_config(path: str | Path) -> NabaConfig:
         return NabaConfig.from_dict(json.loads((path / NABA_CONFIG).read_text("utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path / NABA_CONFIG} is not valid JSON: {exc}") from exc
+
+
+def write_checksums(path: Path) -> None:
+    """Record the sha256 of every file in `path` in its `checksums.json`, for `verify_checksums`."""
+    sums = {p.name: sha256_file(p) for p in sorted(path.iterdir()) if p.is_file() and p.name != CHECKSUMS}
+    (path / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
 
 
 def verify_checksums(path: Path) -> None:

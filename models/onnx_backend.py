@@ -35,7 +35,7 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from models.artifacts import CHECKSUMS, WEIGHTS, load_artifact, sha256_file, verify_checksums
+from models.artifacts import CHECKSUMS, WEIGHTS, load_artifact, sha256_file, verify_checksums, write_checksums
 from models.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
@@ -194,8 +194,7 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
             "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__},
         }
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2), "utf-8")
-        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
+        write_checksums(tmp)
         for file in tmp.iterdir():
             file.chmod(0o644)
         tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
@@ -203,7 +202,8 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("exported the encoder to %s (%s; fp32 max diff %.1e)", target, ", ".join(sums), diff)
+    files = sorted(p.name for p in target.iterdir() if p.name != CHECKSUMS)
+    logger.info("exported the encoder to %s (%s; fp32 max diff %.1e)", target, ", ".join(files), diff)
     return target
 
 
