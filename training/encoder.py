@@ -114,6 +114,19 @@ def train_sentencepiece(
 TRAINERS = {"wordpiece": train_wordpiece, "sentencepiece": train_sentencepiece}
 
 
+def bert_config(tokenizer: PreTrainedTokenizerFast, size: EncoderSize) -> BertConfig:
+    """The BERT architecture of `size` over `tokenizer`'s vocabulary."""
+    return BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden_size,
+        num_hidden_layers=size.num_layers,
+        num_attention_heads=size.num_heads,
+        intermediate_size=size.intermediate_size,
+        max_position_embeddings=size.max_position_embeddings,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
 def build_encoder(
     texts: Iterable[str],
     output_dir: str | Path,
@@ -123,17 +136,8 @@ def build_encoder(
 ) -> Path:
     """Train a tokenizer on `texts`, create a randomly initialised BERT of `size`, save both to `output_dir`."""
     tokenizer = TRAINERS[tokenizer_kind](texts, size.vocab_size)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=size.hidden_size,
-        num_hidden_layers=size.num_layers,
-        num_attention_heads=size.num_heads,
-        intermediate_size=size.intermediate_size,
-        max_position_embeddings=size.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-    )
     torch.manual_seed(seed)
-    model = BertModel(config)
+    model = BertModel(bert_config(tokenizer, size))
     output_dir = Path(output_dir)
     model.save_pretrained(output_dir)
     tokenizer.model_max_length = size.max_position_embeddings
