@@ -5,7 +5,8 @@ Layout::
     config.json          the encoder's HF config (architecture only)
     model.safetensors    encoder and head weights; pickled weights are never read
     tokenizer.json ...   the tokenizer, as saved by transformers
-    naba_config.json     labels, thresholds, windows, heads, preprocessing, versions, data hash, metrics
+    naba_config.json     labels, thresholds and operating points, calibration, windows, heads, preprocessing,
+                         versions, data hash, metrics
     metrics.json         the evaluation the model shipped with
     README.md            the model card
     checksums.json       sha256 of every file above, checked on load
@@ -34,6 +35,7 @@ from models.encoding import WindowConfig
 from models.errors import ArtifactError
 from models.modeling import HeadConfig, NabaModel
 from models.preprocessing import PreprocessConfig
+from models.results import OPERATING_POINTS
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,15 @@ class NabaConfig:
     """Everything besides weights that the predictor needs, and what a reader of the model needs to know."""
 
     labels: list[str]
-    thresholds: list[float]
+    thresholds: list[float]  # per label, the F1-optimal ("balanced") decision threshold
     base_model: str
+    # Per-label Platt scaling of the article logits, `{label: {"scale": a, "bias": b}}` fitted on dev:
+    # scores are `sigmoid(a * logit + b)`. A label missing here (every label of an artifact written before
+    # calibration existed) keeps its raw sigmoid score.
+    calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Threshold sets besides `thresholds`: "precision" (max F0.5 on dev) and "recall" (max F2). An artifact
+    # written before operating points lacks them; the predictor then uses `thresholds` and logs a warning.
+    operating_points: dict[str, list[float]] = field(default_factory=dict)
     window: WindowConfig = field(default_factory=WindowConfig)
     heads: HeadConfig | None = None
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
@@ -76,6 +85,18 @@ class NabaConfig:
             raise ArtifactError(f"{len(self.labels)} labels but {len(self.thresholds)} thresholds")
         if len(set(self.labels)) != len(self.labels):
             raise ArtifactError(f"duplicate label names: {self.labels}")
+        if unknown := sorted(set(self.calibration) - set(self.labels)):
+            raise ArtifactError(f"calibration for unknown labels: {unknown}")
+        for label, params in self.calibration.items():
+            if set(params) != {"scale", "bias"} or not params["scale"] > 0:
+                raise ArtifactError(
+                    f"calibration of {label!r} must be {{'scale': > 0, 'bias': ...}}: {params}"
+                )
+        for point, thresholds in self.operating_points.items():
+            if point not in OPERATING_POINTS or point == "balanced":
+                raise ArtifactError(f"unknown operating point {point!r}; 'balanced' is `thresholds`")
+            if len(thresholds) != len(self.labels):
+                raise ArtifactError(f"{len(self.labels)} labels but {len(thresholds)} {point} thresholds")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

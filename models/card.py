@@ -27,18 +27,41 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines) or "No evaluation was run."
 
 
+def _decisions(config: NabaConfig) -> str:
+    """Bullets on how scores are calibrated and which thresholds each operating point applies."""
+
+    def row(thresholds: list[float]) -> str:
+        return ", ".join(f"`{lbl}` {t:.2f}" for lbl, t in zip(config.labels, thresholds, strict=True))
+
+    if config.calibration:
+        params = ", ".join(
+            f"`{lbl}` {p['scale']:.3f}/{p['bias']:+.3f}" for lbl, p in config.calibration.items()
+        )
+        calibration = (
+            "- Scores are calibrated on the dev set with per-label Platt scaling, "
+            f"`sigmoid(scale × logit + bias)` (scale/bias: {params})."
+        )
+    else:
+        calibration = "- Scores are not calibrated (plain sigmoid of the model's logits)."
+    points = [f"  - `balanced` (F1-optimal, the default): {row(config.thresholds)}"]
+    for point, beta in (("precision", "F0.5"), ("recall", "F2")):
+        if point in config.operating_points:
+            points.append(f"  - `{point}` ({beta}-optimal): {row(config.operating_points[point])}")
+        else:
+            points.append(f"  - `{point}`: not tuned; the balanced thresholds apply")
+    return "\n".join([calibration, "- Operating points (per-label thresholds, chosen per request):", *points])
+
+
 def render_card(config: NabaConfig) -> str:
     """Fill the card from `config`: what the model is, how it was made, how well it does, where it fails."""
     metrics = config.metrics or {}
-    thresholds = ", ".join(
-        f"`{lbl}` {t:.2f}" for lbl, t in zip(config.labels, config.thresholds, strict=True)
-    )
     training = "\n".join(f"- `{k}`: {v}" for k, v in sorted(config.training.items())) or "- not recorded"
     return f"""# {config.name} {config.version}
 
 {config.description or "A Naba model: topic tags with evidence sentences and an extractive summary for Arabic news."}
 
-- Labels: {", ".join(f"`{lbl}`" for lbl in config.labels)} (multi-label; thresholds {thresholds})
+- Labels: {", ".join(f"`{lbl}`" for lbl in config.labels)} (multi-label)
+{_decisions(config)}
 - Base encoder: `{config.base_model}`
 - Windows: {config.window.max_length} tokens, {config.window.overlap} overlapping; every sentence is scored.
 - Preprocessing: `{config.preprocessing.to_dict()}`

@@ -8,7 +8,9 @@ windows ──encoder──► token states ──mean per sentence──► sen
 ```
 
 Article tags are pooled from sentence-level label scores (multiple-instance learning), so the sentences that
-drive a tag are the evidence for it, with no second model. The summary head scores each body sentence
+drive a tag are the evidence for it, with no second model. Where the training data quotes the evidence for a
+label, the sentence scores are also trained directly: quoted sentences are positives for their label, and
+every sentence of an article without a label is a negative for it. The summary head scores each body sentence
 BertSum-style, trained on oracle sentences picked by ROUGE against reference summaries.
 """
 
@@ -31,6 +33,7 @@ class HeadConfig:
     max_positions: int = 64  # sentence positions with their own embedding; later ones share the last
     dropout: float = 0.1
     summary_weight: float = 1.0  # weight of the summary loss against the tagging loss
+    evidence_weight: float = 1.0  # weight of the sentence-level evidence loss
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,6 +119,8 @@ class NabaModel(nn.Module):
         label_mask: torch.Tensor | None = None,
         summary_labels: torch.Tensor | None = None,
         summary_mask: torch.Tensor | None = None,
+        evidence_labels: torch.Tensor | None = None,
+        evidence_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Score an encoded batch (see `models.encoding.collate`); with targets, also return the loss.
 
@@ -123,6 +128,8 @@ class NabaModel(nn.Module):
             labels: `(B, K)` multi-hot targets; `label_mask` `(B,)` marks the articles that have labels.
             summary_labels: `(B, S)` 1 for oracle summary sentences; `summary_mask` `(B,)` marks the articles
                 that have a reference summary.
+            evidence_labels: `(B, S, K)` sentence-level targets; `evidence_mask` `(B, S, K)` marks the cells
+                that have one (quoted sentences of a gold label, all sentences of an absent label).
         """
         n_batch, n_seg = segment_mask.shape
         vectors = self.sentence_vectors(input_ids, attention_mask, token_segment, n_batch * n_seg)
@@ -138,7 +145,16 @@ class NabaModel(nn.Module):
 
         out = {"doc_logits": doc_logits, "sentence_logits": sentence_logits, "summary_logits": summary_logits}
         if labels is not None or summary_labels is not None:
-            out["loss"] = self._loss(out, body_mask, labels, label_mask, summary_labels, summary_mask)
+            out["loss"] = self._loss(
+                out,
+                body_mask,
+                labels,
+                label_mask,
+                summary_labels,
+                summary_mask,
+                evidence_labels,
+                evidence_mask,
+            )
         return out
 
     def _loss(
@@ -149,8 +165,11 @@ class NabaModel(nn.Module):
         label_mask: torch.Tensor | None,
         summary_labels: torch.Tensor | None,
         summary_mask: torch.Tensor | None,
+        evidence_labels: torch.Tensor | None = None,
+        evidence_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Tagging BCE over labelled articles plus weighted summary BCE over articles with a reference."""
+        """Tagging BCE over labelled articles, plus weighted summary BCE over articles with a reference, plus
+        weighted sentence-level evidence BCE over the cells that have a target."""
         loss = out["doc_logits"].sum() * 0.0  # keeps the graph when a batch has neither kind of target
         if labels is not None and label_mask is not None and label_mask.any():
             loss = loss + F.binary_cross_entropy_with_logits(
@@ -162,6 +181,11 @@ class NabaModel(nn.Module):
                 out["summary_logits"][rows], summary_labels[rows]
             )
             loss = loss + self.heads.summary_weight * summary_loss
+        if evidence_labels is not None and evidence_mask is not None and evidence_mask.any():
+            evidence_loss = F.binary_cross_entropy_with_logits(
+                out["sentence_logits"][evidence_mask], evidence_labels[evidence_mask]
+            )
+            loss = loss + self.heads.evidence_weight * evidence_loss
         return loss
 
     def grow_labels(self, old_labels: list[str], new_labels: list[str]) -> None:

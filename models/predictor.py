@@ -1,12 +1,13 @@
 """The one place that turns articles into results.
 
 The service, `naba predict` and `naba evaluate` all call `Predictor.analyze`; none of them tokenises, runs the
-model or applies thresholds on its own.
+model, calibrates scores, applies thresholds or decides a summary's length on its own.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,9 @@ from transformers import PreTrainedTokenizerBase
 
 from models.artifacts import NabaConfig, load_artifact
 from models.encoding import EncodedArticle, collate, encode_article
-from models.errors import NabaError
+from models.errors import InvalidInputError, NabaError
 from models.modeling import NabaModel
-from models.results import Analysis, Article, LabelResult, ModelRef
+from models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
 
 logger = logging.getLogger(__name__)
 
@@ -52,13 +53,63 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_options(
+    summary_sentences: int | None = None,
+    summary_ratio: float | None = None,
+    operating_point: str = "balanced",
+) -> None:
+    """Refuse per-request options that `Predictor.result` cannot honour; callers that queue work (the service
+    engine) run this first, so one bad request never fails the batch it would have shared.
+
+    Raises:
+        InvalidInputError: both summary options, a ratio outside (0, 1], or an unknown operating point.
+    """
+    if summary_sentences is not None and summary_ratio is not None:
+        raise InvalidInputError("give summary_sentences or summary_ratio, not both")
+    if summary_ratio is not None and not 0 < summary_ratio <= 1:
+        raise InvalidInputError(f"summary_ratio must be in (0, 1], got {summary_ratio}")
+    if operating_point not in OPERATING_POINTS:
+        raise InvalidInputError(
+            f"unknown operating_point {operating_point!r}; choose one of {', '.join(OPERATING_POINTS)}"
+        )
+
+
+def summary_length(
+    n_sentences: int,
+    default: int,
+    summary_sentences: int | None = None,
+    summary_ratio: float | None = None,
+    most: int | None = None,
+) -> int:
+    """How many sentences a summary may hold: the one rule every caller goes through.
+
+    Args:
+        n_sentences: the article's body sentences.
+        default: the length when the request gives neither option.
+        summary_sentences: a fixed length.
+        summary_ratio: a share r of the article, 0 < r <= 1: `max(1, ceil(r * n_sentences))` sentences.
+        most: an upper bound (the service's `max_summary_sentences`), or None.
+
+    Raises:
+        InvalidInputError: as `check_options`.
+    """
+    check_options(summary_sentences, summary_ratio)
+    if summary_ratio is not None:
+        # Rounded first so that float noise (0.3 * 10 = 3.0000000000000004) does not add a sentence.
+        n = max(1, math.ceil(round(summary_ratio * n_sentences, 9)))
+    else:
+        n = summary_sentences or default
+    return min(n, most) if most else n
+
+
 @dataclass(frozen=True)
 class Scores:
-    """Raw model outputs for one article, as numpy arrays over its body sentences."""
+    """Model outputs for one article, as numpy arrays over its body sentences."""
 
-    label_probs: np.ndarray  # (K,)
+    label_probs: np.ndarray  # (K,) calibrated probabilities, what thresholds apply to
     sentence_logits: np.ndarray  # (N, K)
     summary_logits: np.ndarray  # (N,)
+    label_logits: np.ndarray  # (K,) raw article logits, before calibration (what calibration is fitted on)
 
 
 class Predictor:
@@ -80,6 +131,14 @@ class Predictor:
         self.device = device
         self.max_windows_per_pass = max_windows_per_pass or WINDOWS_PER_PASS.get(device.type, 32)
         self.backend = backend  # what runs the encoder: torch, onnx or onnx-int8
+        if missing := [p for p in OPERATING_POINTS[1:] if p not in config.operating_points]:
+            logger.warning(
+                "%s %s has no %s thresholds (written before operating points); they fall back to the "
+                "balanced thresholds",
+                config.name,
+                config.version,
+                " or ".join(missing),
+            )
 
     @classmethod
     def from_dir(
@@ -134,6 +193,26 @@ class Predictor:
     def thresholds(self) -> dict[str, float]:
         return dict(zip(self.config.labels, self.config.thresholds, strict=True))
 
+    def thresholds_for(self, operating_point: OperatingPoint = "balanced") -> list[float]:
+        """Per-label thresholds of an operating point; the balanced ones where the artifact has none for it.
+
+        Raises:
+            InvalidInputError: an unknown operating point.
+        """
+        check_options(operating_point=operating_point)
+        if operating_point == "balanced":
+            return list(self.config.thresholds)
+        return list(self.config.operating_points.get(operating_point, self.config.thresholds))
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated label probabilities from raw article logits (..., K): `sigmoid(scale * logit + bias)`
+        with each label's Platt parameters; labels without calibration get the plain sigmoid."""
+        params = [self.config.calibration.get(label, {}) for label in self.config.labels]
+        scale = np.array([p.get("scale", 1.0) for p in params])
+        bias = np.array([p.get("bias", 0.0) for p in params])
+        z = scale * np.asarray(logits, dtype=np.float64) + bias
+        return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # sigmoid that never overflows
+
     @property
     def ref(self) -> ModelRef:
         return ModelRef(name=self.config.name, version=self.config.version)
@@ -147,6 +226,10 @@ class Predictor:
             "description": self.config.description,
             "labels": self.labels,
             "thresholds": self.thresholds,
+            "operating_points": {
+                point: dict(zip(self.config.labels, self.thresholds_for(point), strict=True))
+                for point in OPERATING_POINTS
+            },
             "max_length": self.config.window.max_length,
             "base_model": self.config.base_model,
             "created": self.config.created,
@@ -174,7 +257,8 @@ class Predictor:
 
     @torch.inference_mode()
     def score(self, encoded: Sequence[EncodedArticle]) -> list[Scores]:
-        """Run the model over encoded articles; returns raw scores in the same order.
+        """Run the model over encoded articles; returns their scores in the same order, label probabilities
+        calibrated (`probabilities`).
 
         Articles are sorted by size before they are cut into forward passes, so each pass pads little.
         """
@@ -185,38 +269,80 @@ class Predictor:
             group = [order[p] for p in positions]
             batch = collate([encoded[i] for i in group], pad, self.model.heads.max_positions)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
-            probs = torch.sigmoid(out["doc_logits"].float()).cpu().numpy()
+            doc_logits = out["doc_logits"].float().cpu().numpy()  # (B, K)
+            probs = self.probabilities(doc_logits)
             sentence_logits = out["sentence_logits"].float().cpu().numpy()
             summary_logits = out["summary_logits"].float().cpu().numpy()
             for row, i in enumerate(group):
                 body = slice(encoded[i].n_title, encoded[i].n_segments)
-                results[i] = Scores(probs[row], sentence_logits[row, body], summary_logits[row, body])
+                results[i] = Scores(
+                    probs[row], sentence_logits[row, body], summary_logits[row, body], doc_logits[row]
+                )
         return [results[i] for i in range(len(encoded))]
 
-    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+    def analyze(
+        self,
+        articles: Sequence[Article],
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        max_summary_sentences: int | None = None,
+        operating_point: OperatingPoint = "balanced",
+    ) -> list[Analysis]:
         """Tag, find evidence for and summarise each article; results come back in input order.
 
         Args:
             summary_sentences: how many sentences the summary may hold (default: the model's setting).
+            summary_ratio: instead, a share r of each article's sentences, 0 < r <= 1 (see `summary_length`).
+            max_summary_sentences: the most sentences any summary may hold, or None.
+            operating_point: which thresholds decide the tags and evidence: `balanced` (F1-optimal on
+                dev), `precision` or `recall`.
+
+        Raises:
+            InvalidInputError: both summary options, a ratio outside (0, 1] or an unknown operating point.
         """
+        check_options(summary_sentences, summary_ratio, operating_point)
         if not articles:
             return []
         encoded = [self.encode(a) for a in articles]
         return [
-            self.result(e, s, summary_sentences) for e, s in zip(encoded, self.score(encoded), strict=True)
+            self.result(
+                e,
+                s,
+                summary_sentences,
+                summary_ratio=summary_ratio,
+                max_summary_sentences=max_summary_sentences,
+                operating_point=operating_point,
+            )
+            for e, s in zip(encoded, self.score(encoded), strict=True)
         ]
 
     def result(
-        self, encoded: EncodedArticle, scores: Scores, summary_sentences: int | None = None
+        self,
+        encoded: EncodedArticle,
+        scores: Scores,
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        max_summary_sentences: int | None = None,
+        operating_point: OperatingPoint = "balanced",
     ) -> Analysis:
         """Apply thresholds, pick evidence and the summary: the last step of `analyze`, public so that the
-        service's batching engine can run `encode`, `score` and `result` as separate stages."""
-        n_summary = summary_sentences or self.config.summary_sentences
+        service's batching engine can run `encode`, `score` and `result` as separate stages. The options are
+        `analyze`'s, for this one article."""
         sentences = encoded.sentences
+        n_summary = summary_length(
+            len(sentences),
+            self.config.summary_sentences,
+            summary_sentences,
+            summary_ratio,
+            max_summary_sentences,
+        )
+        thresholds = self.thresholds_for(operating_point)
         labels = []
-        for k, (label, threshold) in enumerate(zip(self.config.labels, self.config.thresholds, strict=True)):
+        for k, (label, threshold) in enumerate(zip(self.config.labels, thresholds, strict=True)):
             if scores.label_probs[k] >= threshold:
-                evidence = [sentences[i] for i in self._evidence(scores, k)]
+                evidence = [sentences[i] for i in self.evidence_indices(scores, k, threshold)]
                 labels.append(LabelResult(label, float(scores.label_probs[k]), evidence))
         labels.sort(key=lambda r: -r.score)
         chosen = self._summary(sentences, scores.summary_logits, n_summary)
@@ -229,14 +355,18 @@ class Predictor:
             sentences=sentences,
         )
 
-    def _evidence(self, scores: Scores, k: int) -> list[int]:
-        """Indices of the sentences that drive label `k`: those scoring over its threshold, best first."""
+    def evidence_indices(self, scores: Scores, k: int, threshold: float | None = None) -> list[int]:
+        """Indices of the sentences that drive label `k`: those scoring over its threshold, best first.
+
+        `threshold` is that of the request's operating point; by default the label's balanced threshold.
+        """
         if len(scores.sentence_logits) == 0:
             return []
         logits = scores.sentence_logits[:, k]
         order = np.argsort(-logits, kind="stable")
         probs = 1.0 / (1.0 + np.exp(-logits[order]))
-        keep = [int(i) for i, p in zip(order, probs, strict=True) if p >= self.config.thresholds[k]]
+        threshold = self.config.thresholds[k] if threshold is None else threshold
+        keep = [int(i) for i, p in zip(order, probs, strict=True) if p >= threshold]
         return (keep or [int(order[0])])[: self.config.evidence_sentences]
 
     def _summary(self, sentences: list[str], logits: np.ndarray, n: int) -> list[int]:

@@ -7,7 +7,12 @@ script into JSON lines, the evaluation into metrics.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+# Which per-label thresholds decide the tags: "balanced" maximises F1 on dev (the artifact's `thresholds`),
+# "precision" maximises F0.5 (fewer, surer tags) and "recall" maximises F2 (more tags, fewer misses).
+OperatingPoint = Literal["balanced", "precision", "recall"]
+OPERATING_POINTS: tuple[OperatingPoint, ...] = get_args(OperatingPoint)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm
 
 from models.errors import DataError, InputTooLongError, InvalidInputError, NabaError
+from models.predictor import check_options
 from models.preprocessing import validate_text
-from models.results import Analysis, Article
+from models.results import Analysis, Article, OperatingPoint
 from training.data import iter_rows
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,22 @@ class Analyzer(Protocol):
     """What a batch run needs of a predictor: `models.predictor.Predictor` fits, and so do test fakes."""
 
     def analyze(
-        self, articles: Sequence[Article], summary_sentences: int | None = None
+        self,
+        articles: Sequence[Article],
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        operating_point: OperatingPoint = "balanced",
     ) -> list[Analysis]: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every `analyze` call of a run is asked for."""
+
+    summary_sentences: int | None = None
+    summary_ratio: float | None = None
+    operating_point: OperatingPoint = "balanced"
 
 
 @dataclass
@@ -67,6 +82,8 @@ def run_batch(
     batch_size: int = 16,
     chunk_size: int = 1024,
     summary_sentences: int | None = None,
+    summary_ratio: float | None = None,
+    operating_point: OperatingPoint = "balanced",
     max_chars: int = 100_000,
     progress: bool = True,
 ) -> BatchReport:
@@ -83,6 +100,8 @@ def run_batch(
         batch_size: Articles per `analyze` call.
         chunk_size: Rows read, analysed and synced together; a killed run loses at most one chunk.
         summary_sentences: Passed to `analyze`; None keeps the model's default.
+        summary_ratio: Passed to `analyze`: summaries of `max(1, ceil(r * sentences))` sentences instead.
+        operating_point: Passed to `analyze`: which thresholds decide the tags.
         max_chars: Longest text accepted, as in the service.
         progress: Show a tqdm bar over input lines.
 
@@ -91,11 +110,14 @@ def run_batch(
 
     Raises:
         ValueError: Non-positive sizes, or paths that would overwrite each other.
+        InvalidInputError: Options `analyze` cannot honour (both summary options, a bad ratio or point).
         DataError: The input is missing or of an unknown type, or the existing output is corrupt before its
             last line, so resuming from it is unsafe.
     """
     if batch_size < 1 or chunk_size < 1:
         raise ValueError(f"batch_size and chunk_size must be positive, got {batch_size} and {chunk_size}")
+    check_options(summary_sentences, summary_ratio, operating_point)  # before any file is touched
+    options = Options(summary_sentences, summary_ratio, operating_point)
     errors_path = errors_path or default_errors_path(output_path)
     if output_path.name.endswith(".gz"):
         raise ValueError(f"{output_path}: write plain JSONL, so that a killed run can be resumed")
@@ -129,9 +151,9 @@ def run_batch(
                 else:
                     chunk.append((line, Article(text=row.text, title=row.title, id=row.id)))
             if len(chunk) + len(errors) >= chunk_size:
-                _finish_chunk(predictor, chunk, errors, out, err_out, report, batch_size, summary_sentences)
+                _finish_chunk(predictor, chunk, errors, out, err_out, report, batch_size, options)
                 chunk, errors = [], []
-        _finish_chunk(predictor, chunk, errors, out, err_out, report, batch_size, summary_sentences)
+        _finish_chunk(predictor, chunk, errors, out, err_out, report, batch_size, options)
 
     counts = (report.written, report.skipped_done, report.errors)
     logger.info("%s: %d written, %d already done, %d errors", output_path, *counts)
@@ -146,14 +168,14 @@ def _finish_chunk(
     err_out: IO[str],
     report: BatchReport,
     batch_size: int,
-    summary_sentences: int | None,
+    options: Options,
 ) -> None:
     """Analyse `chunk` in length-sorted batches, then write results and errors in input order and sync."""
     by_length = sorted(chunk, key=lambda item: len(item[1].text))
     results: dict[int, Analysis | NabaError] = {}
     for start in range(0, len(by_length), batch_size):
         batch = by_length[start : start + batch_size]
-        answers = _analyze_batch(predictor, [article for _, article in batch], summary_sentences)
+        answers = _analyze_batch(predictor, [article for _, article in batch], options)
         results.update((line, answer) for (line, _), answer in zip(batch, answers, strict=True))
 
     for line, article in chunk:
@@ -172,15 +194,20 @@ def _finish_chunk(
 
 
 def _analyze_batch(
-    predictor: Analyzer, articles: list[Article], summary_sentences: int | None
+    predictor: Analyzer, articles: list[Article], options: Options
 ) -> list[Analysis | NabaError]:
     """Analyse one batch; if the predictor refuses an article, retry one by one so only that one fails."""
     try:
-        analyses = predictor.analyze(articles, summary_sentences)
+        analyses = predictor.analyze(
+            articles,
+            options.summary_sentences,
+            summary_ratio=options.summary_ratio,
+            operating_point=options.operating_point,
+        )
     except _ARTICLE_ERRORS as exc:
         if len(articles) == 1:
             return [exc]
-        retried = [_analyze_batch(predictor, [article], summary_sentences) for article in articles]
+        retried = [_analyze_batch(predictor, [article], options) for article in articles]
         return [answer for answers in retried for answer in answers]
     if len(analyses) != len(articles):
         raise RuntimeError(f"predictor returned {len(analyses)} results for {len(articles)} articles")

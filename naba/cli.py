@@ -5,6 +5,7 @@ naba evaluate       score an artifact on labelled data and reference summaries
 naba predict        run an artifact over an archive of articles (JSONL or CSV), resumably
 naba serve          serve an artifact over HTTP
 naba export         export an artifact's encoder to ONNX (optionally int8) for the CPU fast path
+naba pretrain       pretrain a BERT encoder on raw Arabic text (masked LM), or continue pretraining one
 naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
 naba build-starter  build the starter model `make serve` uses when no model exists
 """
@@ -21,8 +22,20 @@ from models.errors import NabaError
 logger = logging.getLogger("naba")
 
 
+def _ratio(text: str) -> float:
+    """argparse type of `--summary-ratio`: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not in (0, 1]")
+    return value
+
+
 def _predict(argv: list[str]) -> None:
     from models.predictor import Predictor
+    from models.results import OPERATING_POINTS
     from naba.batch import run_batch
     from service.config import get_settings
 
@@ -43,7 +56,20 @@ def _predict(argv: list[str]) -> None:
         default=1024,
         help="Articles read, analysed and fsynced together; a killed run redoes at most one chunk.",
     )
-    parser.add_argument("--summary-sentences", type=int, default=None, help="Sentences per summary.")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--summary-sentences", type=int, default=None, help="Sentences per summary.")
+    length.add_argument(
+        "--summary-ratio",
+        type=_ratio,
+        default=None,
+        help="Summary length as a share r of each article's sentences, 0 < r <= 1: max(1, ceil(r * n)).",
+    )
+    parser.add_argument(
+        "--operating-point",
+        default="balanced",
+        choices=OPERATING_POINTS,
+        help="Which thresholds tag: balanced (max F1 on dev), precision (max F0.5) or recall (max F2).",
+    )
     parser.add_argument("--device", default=settings.device, choices=["auto", "cpu", "cuda"])
     parser.add_argument(
         "--backend", default=settings.backend, choices=["torch", "onnx"], help="onnx needs `naba export`."
@@ -64,6 +90,8 @@ def _predict(argv: list[str]) -> None:
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         summary_sentences=args.summary_sentences,
+        summary_ratio=args.summary_ratio,
+        operating_point=args.operating_point,
         max_chars=settings.max_chars,
         progress=not args.no_progress,
     )
@@ -144,6 +172,12 @@ def _train(argv: list[str]) -> None:
     main(argv)
 
 
+def _pretrain(argv: list[str]) -> None:
+    from training.pretrain import main
+
+    main(argv)
+
+
 def _evaluate(argv: list[str]) -> None:
     from training.evaluate import main
 
@@ -162,6 +196,7 @@ COMMANDS = {
     "predict": _predict,
     "serve": _serve,
     "export": _export,
+    "pretrain": _pretrain,
     "build-encoder": _build_encoder,
     "build-starter": _build_starter,
 }

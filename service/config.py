@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     max_chars: int = Field(100_000, gt=0, description="Longest article text accepted, in characters.")
     max_batch_articles: int = Field(64, gt=0, description="Most articles in one batch request.")
     summary_sentences: int = Field(3, gt=0, description="Default number of sentences in a summary.")
-    max_summary_sentences: int = Field(20, gt=0, description="Largest summary_sentences a request may ask.")
+    max_summary_sentences: int = Field(
+        20, gt=0, description="Largest summary_sentences a request may ask; also caps summary_ratio."
+    )
     batch_size: int = Field(16, gt=0, description="Articles per forward pass in batch prediction.")
     torch_threads: int | None = Field(None, gt=0, description="Torch intra-op threads (default: torch's).")
     max_concurrent_requests: int = Field(

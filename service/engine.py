@@ -4,7 +4,9 @@ Route handlers `await engine.analyze(...)`. Each article is tokenised off the ev
 predictor that encoded it. The worker thread takes the oldest queued article, waits at most `max_wait_ms` for
 company while other requests are still being tokenised, and runs every queued article of the same predictor
 that fits the token budget in one call, so concurrent requests share forward passes (the predictor sorts them
-by length to cut padding). Results go back to each caller's future.
+by length to cut padding). Each article keeps its own request's options (summary length, operating point),
+applied in the result stage, so requests that share a forward pass never share options. Results go back to
+each caller's future.
 
 A full engine (`max_queue` articles admitted and unanswered) refuses new work at once (`OverloadedError`, 503
 with Retry-After) instead of letting latency grow without bound, and a caller that waits past
@@ -26,8 +28,8 @@ from typing import Any
 
 from models.encoding import EncodedArticle
 from models.errors import ModelNotReadyError, OverloadedError, RequestTimeoutError
-from models.predictor import Predictor
-from models.results import Analysis, Article, ModelRef
+from models.predictor import Predictor, check_options
+from models.results import Analysis, Article, ModelRef, OperatingPoint
 from service.config import Settings
 from service.metrics import (
     ARTICLES,
@@ -65,13 +67,23 @@ class BatchingConfig:
         )
 
 
+@dataclass(frozen=True)
+class ResultOptions:
+    """One request's choices for `Predictor.result`, carried by each of its queued articles."""
+
+    summary_sentences: int | None = None
+    summary_ratio: float | None = None
+    max_summary_sentences: int | None = None
+    operating_point: OperatingPoint = "balanced"
+
+
 @dataclass
 class _Item:
-    """One queued article and where its result goes."""
+    """One queued article, its request's options and where its result goes."""
 
     predictor: Predictor
     encoded: EncodedArticle
-    summary_sentences: int | None
+    options: ResultOptions
     future: asyncio.Future[Analysis]
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
@@ -133,16 +145,29 @@ class InferenceEngine:
         )
         return old
 
-    async def analyze(self, articles: Sequence[Article], summary_sentences: int | None) -> list[Analysis]:
+    async def analyze(
+        self,
+        articles: Sequence[Article],
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        max_summary_sentences: int | None = None,
+        operating_point: OperatingPoint = "balanced",
+    ) -> list[Analysis]:
         """Analyse validated articles; results come back in input order.
 
+        The options are `Predictor.analyze`'s and hold for every article of this call only.
+
         Raises:
+            InvalidInputError: options the predictor cannot honour (checked before anything is queued).
             OverloadedError: the queue cannot take these articles now.
             RequestTimeoutError: the results did not come within `request_timeout_s`.
             ModelNotReadyError: the engine is closed.
         """
         if self._closed:
             raise ModelNotReadyError("the service is shutting down")
+        check_options(summary_sentences, summary_ratio, operating_point)
+        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
         # Admission is decided here, on the event loop, before any await: concurrent requests cannot all
         # pass the check and then overfill the queue together.
         if self._admitted + len(articles) > self.config.max_queue:
@@ -151,17 +176,17 @@ class InferenceEngine:
             )
         self._admitted += len(articles)
         try:
-            return await self._analyze(articles, summary_sentences)
+            return await self._analyze(articles, options)
         finally:
             self._admitted -= len(articles)
 
-    async def _analyze(self, articles: Sequence[Article], summary_sentences: int | None) -> list[Analysis]:
+    async def _analyze(self, articles: Sequence[Article], options: ResultOptions) -> list[Analysis]:
         predictor = self._predictor
         loop = asyncio.get_running_loop()
         self._encoding += 1
         try:
             encoded = await asyncio.to_thread(lambda: [predictor.encode(a) for a in articles])
-            items = [_Item(predictor, e, summary_sentences, loop.create_future(), loop) for e in encoded]
+            items = [_Item(predictor, e, options, loop.create_future(), loop) for e in encoded]
             with self._cond:
                 if self._closed:
                     raise ModelNotReadyError("the service is shutting down")
@@ -261,7 +286,14 @@ class InferenceEngine:
         try:
             scores = predictor.score([item.encoded for item in batch])
             results = [
-                predictor.result(item.encoded, s, item.summary_sentences)
+                predictor.result(
+                    item.encoded,
+                    s,
+                    item.options.summary_sentences,
+                    summary_ratio=item.options.summary_ratio,
+                    max_summary_sentences=item.options.max_summary_sentences,
+                    operating_point=item.options.operating_point,
+                )
                 for item, s in zip(batch, scores, strict=True)
             ]
         except Exception as exc:  # one bad batch must not kill the worker

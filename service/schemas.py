@@ -7,9 +7,11 @@ checked in the routes, since a schema cannot read runtime settings. Responses mi
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
+
+from models.results import OperatingPoint
 
 EXAMPLE_TITLE = "البنك المركزي يرفع سعر الفائدة"
 EXAMPLE_TEXT = (
@@ -41,9 +43,41 @@ SummarySentences = Annotated[
     StrictInt | None,
     Field(ge=1, description="Sentences in the summary; defaults to the service setting and is capped by it."),
 ]
+SummaryRatio = Annotated[
+    StrictFloat | None,
+    Field(
+        gt=0,
+        le=1,
+        description="Summary length as a share r of the article's sentences: max(1, ceil(r × sentences)), "
+        "at most max_summary_sentences. Give this or summary_sentences, not both.",
+    ),
+]
+OperatingPointOption = Annotated[
+    OperatingPoint,
+    Field(
+        description="Which per-label thresholds decide the tags and their evidence: balanced (F1-optimal on "
+        "dev), precision (fewer, surer tags; F0.5) or recall (fewer misses; F2). GET /v1/model lists them."
+    ),
+]
 
 
-class AnalyzeRequest(BaseModel):
+class AnalyzeOptions(BaseModel):
+    """How to analyse: the options a single and a batch request share, checked together."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary_sentences: SummarySentences = None
+    summary_ratio: SummaryRatio = None
+    operating_point: OperatingPointOption = "balanced"
+
+    @model_validator(mode="after")
+    def _one_summary_length(self) -> Self:
+        if self.summary_sentences is not None and self.summary_ratio is not None:
+            raise ValueError("give summary_sentences or summary_ratio, not both")
+        return self
+
+
+class AnalyzeRequest(AnalyzeOptions):
     """One article to tag and summarise."""
 
     model_config = ConfigDict(
@@ -55,7 +89,6 @@ class AnalyzeRequest(BaseModel):
 
     text: ArticleText
     title: ArticleTitle = None
-    summary_sentences: SummarySentences = None
 
 
 class BatchArticle(BaseModel):
@@ -68,7 +101,7 @@ class BatchArticle(BaseModel):
     title: ArticleTitle = None
 
 
-class BatchAnalyzeRequest(BaseModel):
+class BatchAnalyzeRequest(AnalyzeOptions):
     """Several articles analysed in one call; results come back in the same order."""
 
     model_config = ConfigDict(
@@ -81,7 +114,6 @@ class BatchAnalyzeRequest(BaseModel):
     articles: list[BatchArticle] = Field(
         min_length=1, description="The articles; at most the service's max_batch_articles."
     )
-    summary_sentences: SummarySentences = None
 
 
 class LabelOut(BaseModel):
@@ -132,7 +164,10 @@ class ModelInfo(BaseModel):
     version: str
     description: str | None = Field(None, description="What the model tags, in the artifact's words.")
     labels: list[str]
-    thresholds: dict[str, float] = Field(description="Per-label decision thresholds.")
+    thresholds: dict[str, float] = Field(description="Per-label decision thresholds (the balanced point).")
+    operating_points: dict[str, dict[str, float]] = Field(
+        description="Per-label thresholds of every operating point: balanced, precision and recall."
+    )
     max_length: int | None = Field(None, description="Tokens the model reads per article.")
     base_model: str | None = Field(None, description="The pretrained encoder the model was fine-tuned from.")
     metrics: dict[str, Any] | None = Field(None, description="Evaluation metrics saved with the artifact.")
@@ -144,7 +179,9 @@ class ModelInfo(BaseModel):
     )
     max_chars: int = Field(description="Longest article text accepted, in characters.")
     max_batch_articles: int = Field(description="Most articles in one batch request.")
-    max_summary_sentences: int = Field(description="Largest summary_sentences a request may ask.")
+    max_summary_sentences: int = Field(
+        description="Largest summary_sentences a request may ask; also caps summaries by summary_ratio."
+    )
 
 
 class ReloadRequest(BaseModel):

@@ -362,10 +362,11 @@ def data_hash(paths: Sequence[str | Path]) -> str:
 
 
 def to_dataset(records: Iterable[Record]) -> datasets.Dataset:
-    """A `datasets.Dataset` with columns id, title, text, labels, has_labels, summary.
+    """A `datasets.Dataset` with columns id, title, text, labels, has_labels, summary, evidence_labels and
+    evidence_quotes (the evidence mapping as two parallel lists).
 
     Missing values become "" and [] so every column keeps one Arrow type; `has_labels` tells an
-    unlabelled record from one labelled with no topic. Evidence stays out: no model trains on it yet.
+    unlabelled record from one labelled with no topic.
     """
     import datasets  # imported here: it is slow to import and only training needs it
 
@@ -377,6 +378,8 @@ def to_dataset(records: Iterable[Record]) -> datasets.Dataset:
             "labels": datasets.List(datasets.Value("string")),
             "has_labels": datasets.Value("bool"),
             "summary": datasets.Value("string"),
+            "evidence_labels": datasets.List(datasets.Value("string")),
+            "evidence_quotes": datasets.List(datasets.Value("string")),
         }
     )
     rows = [
@@ -387,6 +390,8 @@ def to_dataset(records: Iterable[Record]) -> datasets.Dataset:
             "labels": list(r.labels or ()),
             "has_labels": r.labels is not None,
             "summary": r.summary or "",
+            "evidence_labels": list((r.evidence or {}).keys()),
+            "evidence_quotes": list((r.evidence or {}).values()),
         }
         for r in records
     ]

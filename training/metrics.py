@@ -1,4 +1,4 @@
-"""Multi-label classification metrics, per-label threshold tuning and a printable results table.
+"""Multi-label classification metrics, calibration, precision-recall curves, threshold tuning and a table.
 
 Plain numpy, so the library does not depend on scikit-learn (the tests cross-check against it). A label
 counts as predicted when its probability is at or above its threshold (`probs >= threshold`), the rule the
@@ -7,6 +7,7 @@ predictor applies with the thresholds saved in the model artifact.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -76,8 +77,129 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     }
 
 
-def tune_thresholds(probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
-    """Per label, the threshold that maximises F1 on the given data.
+def _probabilities(array: np.ndarray, name: str, ndim: int) -> np.ndarray:
+    array = np.asarray(array, dtype=float)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {array.shape}")
+    if not ((array >= 0.0) & (array <= 1.0)).all():  # also rejects NaN
+        raise ValueError(f"{name} must hold probabilities in [0, 1]")
+    return array
+
+
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Calibration of one label, bin by bin: what the model said against what happened.
+
+    Bins are equal-width over [0, 1]. `mean_prob` and `frequency` are NaN in empty bins, so a plot can skip them.
+    """
+
+    edges: np.ndarray  # (n_bins + 1,) from 0.0 to 1.0
+    mean_prob: np.ndarray  # (n_bins,) mean predicted probability of the articles in the bin
+    frequency: np.ndarray  # (n_bins,) share of those articles that carry the label
+    count: np.ndarray  # (n_bins,) articles in the bin
+
+
+def reliability_bins(probs: np.ndarray, truth: np.ndarray, n_bins: int = 10) -> ReliabilityBins:
+    """Bin one label's predictions by probability, for a reliability diagram and the calibration error.
+
+    A probability `p` falls in bin `i` when `edges[i] < p <= edges[i + 1]` (0.0 goes to the first bin), the
+    convention of scikit-learn's `calibration_curve`, so the two agree bin for bin.
+
+    Args:
+        probs: (n,) predicted probabilities of one label.
+        truth: (n,) 0/1 gold values of that label.
+        n_bins: how many equal-width bins cover [0, 1].
+
+    Raises:
+        ValueError: when the shapes disagree, probabilities leave [0, 1], truth is not 0/1 or `n_bins < 1`.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    probs = _probabilities(probs, "probs", ndim=1)
+    truth = _binary(np.asarray(truth).reshape(-1, 1), "truth")[:, 0]
+    if probs.shape != truth.shape:
+        raise ValueError(f"shapes disagree: probs {probs.shape}, truth {truth.shape}")
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    index = np.searchsorted(edges[1:-1], probs, side="left")  # (n,) bin of each prediction
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty bins become NaN, on purpose
+        mean_prob = np.bincount(index, weights=probs, minlength=n_bins) / count
+        frequency = np.bincount(index, weights=truth.astype(float), minlength=n_bins) / count
+    return ReliabilityBins(edges, mean_prob, frequency, count)
+
+
+def expected_calibration_error(
+    probs: np.ndarray, truth: np.ndarray, n_bins: int = 10
+) -> tuple[np.ndarray, float]:
+    """How far predicted probabilities are from observed frequencies, per label and averaged over labels.
+
+    Analysts read a score of 0.8 as "right four times in five"; ECE measures how wrong that reading is. Per
+    label it is the mean, over equal-width bins weighted by how many articles fall in each, of
+    |mean predicted probability - share of positives| (see `reliability_bins`). 0 is perfectly calibrated;
+    the value is in probability points, so 0.05 means scores are off by five points on average. F1 cannot
+    see this: it only looks at which side of the threshold a score falls.
+
+    Args:
+        probs: (n, k) predicted probabilities.
+        truth: (n, k) 0/1 gold labels.
+        n_bins: equal-width bins over [0, 1]. Few articles per bin make ECE noisy and biased upwards, so
+            keep bins well below the number of articles.
+
+    Returns:
+        ((k,) ECE per label, their unweighted mean), so a rare label counts as much as a frequent one.
+
+    Raises:
+        ValueError: when the arrays are not 2-D with the same shape, hold no rows, or hold bad values.
+    """
+    probs = _probabilities(probs, "probs", ndim=2)
+    truth = _binary(truth, "truth")
+    if probs.shape != truth.shape or probs.shape[0] == 0:
+        raise ValueError(f"need the same non-empty shape: probs {probs.shape}, truth {truth.shape}")
+    per_label = np.zeros(probs.shape[1])
+    for j in range(probs.shape[1]):
+        bins = reliability_bins(probs[:, j], truth[:, j], n_bins)
+        used = bins.count > 0
+        gap = np.abs(bins.mean_prob[used] - bins.frequency[used])
+        per_label[j] = float((bins.count[used] * gap).sum() / probs.shape[0])
+    return per_label, float(per_label.mean()) if len(per_label) else 0.0
+
+
+def precision_recall_curve(
+    scores: np.ndarray, truth: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall of `scores >= t` for every distinct score `t` of one label.
+
+    The same arrays as scikit-learn's `precision_recall_curve` (which the tests compare against), so plots
+    read the same: thresholds ascending, and one extra point (recall 0, precision 1) closing the curve. One
+    difference: with no positive example recall is 0.0 here (as everywhere in this module), 1.0 there.
+
+    Args:
+        scores: (n,) predicted probabilities (any scores work) of one label.
+        truth: (n,) 0/1 gold values of that label.
+
+    Returns:
+        precision (m + 1,), recall (m + 1,) and thresholds (m,), where m is the number of distinct scores.
+
+    Raises:
+        ValueError: when the inputs are empty, have different shapes or truth is not 0/1.
+    """
+    scores = np.asarray(scores, dtype=float)
+    truth = _binary(np.asarray(truth).reshape(-1, 1), "truth")[:, 0]
+    if scores.ndim != 1 or scores.shape != truth.shape or len(scores) == 0:
+        raise ValueError(f"need two non-empty 1-D arrays of one length: {scores.shape}, {truth.shape}")
+    order = np.argsort(-scores, kind="stable")  # highest score first
+    ranked = scores[order]
+    last = np.append(np.flatnonzero(np.diff(ranked)), len(ranked) - 1)  # last position of each distinct score
+    tp = np.cumsum(truth[order])[last]  # predicted positives that are right, at threshold ranked[last]
+    precision = tp / (last + 1)
+    recall = _ratio(tp, np.full_like(tp, tp[-1]))
+    return np.append(precision[::-1], 1.0), np.append(recall[::-1], 0.0), ranked[last][::-1]
+
+
+def tune_thresholds(
+    probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | None = None, beta: float = 1.0
+) -> np.ndarray:
+    """Per label, the threshold that maximises F-beta (F1 by default) on the given data.
 
     Tune on a development split, never on test data. Among equally good thresholds the one closest to 0.5
     wins (the higher one if two are equally close), so that thresholds only move when the data says so.
@@ -86,11 +208,18 @@ def tune_thresholds(probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | No
         probs: (n, k) predicted probabilities.
         y_true: (n, k) 0/1 gold labels.
         grid: thresholds to try for every label. Default: per label, its distinct predicted probabilities
-            plus 0.5, clipped to `THRESHOLD_RANGE`; with `>=` these are the only places F1 can change.
+            plus 0.5, clipped to `THRESHOLD_RANGE`; with `>=` these are the only places F-beta can change.
+        beta: how much more recall counts than precision: 1 is F1, 0.5 leans to precision (higher
+            thresholds), 2 leans to recall (lower thresholds).
 
     Returns:
-        (k,) thresholds; 0.5 for a label with no positive example, where F1 cannot guide the choice.
+        (k,) thresholds; 0.5 for a label with no positive example, where F-beta cannot guide the choice.
+
+    Raises:
+        ValueError: when the shapes disagree, `y_true` is not 0/1, or `beta` is not positive.
     """
+    if not beta > 0:
+        raise ValueError(f"beta must be positive, got {beta}")
     probs = np.asarray(probs, dtype=float)
     truth = _binary(y_true, "y_true")
     if probs.shape != truth.shape:
@@ -104,16 +233,18 @@ def tune_thresholds(probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | No
             candidates = np.unique(np.clip(np.append(probs[:, j], DEFAULT_THRESHOLD), *THRESHOLD_RANGE))
         else:
             candidates = np.unique(np.asarray(grid, dtype=float))
-        f1 = _f1_at(probs[:, j], truth[:, j], candidates, positives)
-        best = np.flatnonzero(np.isclose(f1, f1.max(), rtol=0.0, atol=1e-12))
+        score = _fbeta_at(probs[:, j], truth[:, j], candidates, positives, beta)
+        best = np.flatnonzero(np.isclose(score, score.max(), rtol=0.0, atol=1e-12))
         # Closest to 0.5 first, then the higher threshold: lexsort sorts by its last key first.
         order = np.lexsort((-candidates[best], np.abs(candidates[best] - DEFAULT_THRESHOLD)))
         thresholds[j] = candidates[best[order[0]]]
     return thresholds
 
 
-def _f1_at(scores: np.ndarray, truth: np.ndarray, candidates: np.ndarray, positives: int) -> np.ndarray:
-    """F1 of `scores >= t` for every t in `candidates`, in O((n + m) log n) rather than O(n * m)."""
+def _fbeta_at(
+    scores: np.ndarray, truth: np.ndarray, candidates: np.ndarray, positives: int, beta: float = 1.0
+) -> np.ndarray:
+    """F-beta of `scores >= t` for every t in `candidates`, in O((n + m) log n) rather than O(n * m)."""
     order = np.argsort(scores, kind="stable")
     sorted_scores = scores[order]
     # positives_from[i]: how many positives sit at sorted position i or later.
@@ -121,29 +252,52 @@ def _f1_at(scores: np.ndarray, truth: np.ndarray, candidates: np.ndarray, positi
     first = np.searchsorted(sorted_scores, candidates, side="left")  # first position with score >= t
     predicted = len(scores) - first
     tp = positives_from[first]
-    return _ratio(2 * tp, predicted + positives)  # 2tp / (2tp + fp + fn), as fp + fn = predicted + pos - 2tp
+    b2 = beta * beta
+    # (1 + b2) tp / ((1 + b2) tp + b2 fn + fp), as b2 fn + fp = b2 pos + predicted - (1 + b2) tp.
+    return _ratio((1 + b2) * tp, b2 * positives + predicted)
 
 
 def format_table(report: dict[str, Any], rouge: dict[str, float] | None = None) -> str:
     """A plain-text table of a `classification_report` and/or ROUGE scores, for the CLI to print.
 
     A report without classification results (data with summaries only) gives just the header and ROUGE rows.
+    A report from `naba evaluate` also carries calibration (`ece`: a column, with the mean over labels on
+    the macro row) and evidence hit rates (lines under the table); older reports print without them.
     """
     per_label: dict[str, dict[str, float]] = report.get("per_label", {})
-    rows: list[tuple[str, float | None, float | None, float, str]] = [
-        (label, m["precision"], m["recall"], m["f1"], str(int(m["support"])))
-        for label, m in per_label.items()
-    ]
+    ece: dict[str, Any] | None = report.get("ece")
+    extra = 1 if ece else 0  # the ece column
+    rows: list[tuple[str, list[str]]] = []
+    for label, m in per_label.items():
+        cells = [_cell(m["precision"]), _cell(m["recall"]), _cell(m["f1"]), str(int(m["support"]))]
+        rows.append((label, cells + ([_cell(ece["per_label"].get(label))] if ece else [])))
     if "micro_f1" in report:
         total = str(sum(int(m["support"]) for m in per_label.values()))
-        rows.append(("micro", report["micro_precision"], report["micro_recall"], report["micro_f1"], total))
-        rows.append(("macro", None, None, report["macro_f1"], ""))
+        micro = [_cell(report[f"micro_{x}"]) for x in ("precision", "recall", "f1")]
+        rows.append(("micro", [*micro, total] + [""] * extra))
+        mean_ece = [_cell(ece["mean"])] if ece else []
+        rows.append(("macro", ["", "", _cell(report["macro_f1"]), "", *mean_ece]))
     if rouge:
         for name, key in (("ROUGE-1", "rouge1"), ("ROUGE-2", "rouge2"), ("ROUGE-L", "rougeL")):
-            rows.append((name, None, None, rouge[key], ""))
+            rows.append((name, ["", "", _cell(rouge[key]), ""] + [""] * extra))
+    header = ["precision", "recall", "f1", "support"] + ["ece"] * extra
     width = max(len(name) for name in ["label", *(row[0] for row in rows)])
-    lines = [f"{'label':<{width}}  {'precision':>9}  {'recall':>9}  {'f1':>9}  {'support':>9}"]
-    for name, precision, recall, f1, support in rows:
-        p, r = ("" if x is None else f"{x:.3f}" for x in (precision, recall))
-        lines.append(f"{name:<{width}}  {p:>9}  {r:>9}  {f1:>9.3f}  {support:>9}".rstrip())
+    lines = [
+        (f"{name:<{width}}" + "".join(f"  {cell:>9}" for cell in cells)).rstrip()
+        for name, cells in [("label", header), *rows]
+    ]
+    if ece:
+        lines.append(f"ece: expected calibration error over {ece['n_bins']} equal-width bins (0 is perfect)")
+    if "evidence_hit_rate" in report:
+        lines += [
+            "evidence hit rate, predicted gold labels: "
+            f"{_cell(report['evidence_hit_rate'], 'n/a')} of {report['evidence_pairs']}",
+            "evidence hit rate, all gold labels:       "
+            f"{_cell(report['evidence_hit_rate_all'], 'n/a')} of {report['evidence_pairs_all']}",
+            f"evidence quotes not found in the text:    {report['evidence_quotes_not_found']}",
+        ]
     return "\n".join(lines)
+
+
+def _cell(value: float | None, missing: str = "") -> str:
+    return missing if value is None else f"{value:.3f}"

@@ -1,9 +1,10 @@
 """`naba train`: fine-tune an encoder into a Naba artifact that tags, points at evidence and summarises.
 
 Reads top to bottom like HF's `run_classification.py`: parse → logging → seed → data → label set → model →
-`datasets.map` → `Trainer` → thresholds tuned on dev → evaluation → artifact. Records with `labels` train the
-tagging head, records with a `summary` train the summary head on oracle sentences; a file may hold either or
-both. With `--init-from` it continues from an existing artifact, and the label set may grow.
+`datasets.map` → `Trainer` → calibration and thresholds tuned on dev → evaluation → artifact. Records with
+`labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
+may hold either or both. With `--init-from` it continues from an existing artifact, and the label set may
+grow.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from models.modeling import HeadConfig, NabaModel
 from models.predictor import Predictor, resolve_device
 from models.preprocessing import PreprocessConfig
 from models.results import Article
+from training.calibration import fit_calibration
 from training.data import Record, data_hash, label_set, read_records, to_dataset
-from training.evaluate import evaluate, predict_records
+from training.evaluate import evaluate, evidence_hit
 from training.metrics import tune_thresholds
 from training.rouge import oracle_indices
 
@@ -42,6 +44,8 @@ TRAINER_DEFAULTS = [
     "--per_device_train_batch_size", "8", "--learning_rate", "5e-5", "--warmup_steps", "0.1",
     "--remove_unused_columns", "false", "--disable_tqdm", "false",
 ]  # fmt: skip
+# The F-beta each operating point's thresholds maximise on dev; "balanced" (F1) is the artifact's `thresholds`.
+OPERATING_POINT_BETAS = {"precision": 0.5, "recall": 2.0}
 
 
 @dataclass
@@ -62,6 +66,9 @@ class ModelArguments:
     window_overlap: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows."})
     max_train_windows: int = field(default=4, metadata={"help": "Windows per article kept while training."})
     summary_weight: float = field(default=1.0, metadata={"help": "Weight of the summary loss."})
+    evidence_weight: float = field(
+        default=1.0, metadata={"help": "Weight of the sentence-level loss on quoted evidence (0: off)."}
+    )
     name: str = field(default="naba", metadata={"help": "Model name reported by the service."})
     version: str | None = field(default=None, metadata={"help": "Model version (default: a UTC timestamp)."})
     description: str = field(default="", metadata={"help": "First paragraph of the model card."})
@@ -102,7 +109,33 @@ class TrainingCollator:
         batch["label_mask"] = torch.tensor([r["has_labels"] for r in rows], dtype=torch.bool)
         batch["summary_labels"] = summary_labels
         batch["summary_mask"] = torch.tensor([bool(r["oracle"]) for r in rows], dtype=torch.bool)
+        batch["evidence_labels"], batch["evidence_mask"] = self.evidence_targets(
+            rows, batch["body_mask"].shape
+        )
         return batch
+
+    @staticmethod
+    def evidence_targets(rows: list[dict[str, Any]], shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sentence-level targets `(B, S, K)` and their mask, for labelled articles only.
+
+        A label the article lacks: every encoded body sentence is a negative for it. A label it has: the
+        sentences holding the annotators' quote are positives; its other sentences get no target, since an
+        article may support a label in more places than the one quoted.
+        """
+        n_labels = len(rows[0]["label_targets"]) if rows else 0
+        targets = torch.zeros((*shape, n_labels))
+        mask = torch.zeros((*shape, n_labels), dtype=torch.bool)
+        for b, r in enumerate(rows):
+            if not r["has_labels"]:
+                continue
+            body = slice(r["n_title"], r["n_title"] + r["n_encoded"])
+            for k, target in enumerate(r["label_targets"]):
+                if target == 0.0:
+                    mask[b, body, k] = True
+                for i in r["evidence"][k]:
+                    targets[b, r["n_title"] + i, k] = 1.0
+                    mask[b, r["n_title"] + i, k] = True
+        return targets, mask
 
 
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -134,6 +167,11 @@ def choose_labels(records: list[Record], fixed: list[str] | None, previous: list
     return found
 
 
+def evidence_sentences(text: str, sentences: list[str], quote: str) -> list[int]:
+    """Indices of the sentences that hold part of `quote`, by the rule `naba evaluate` scores evidence with."""
+    return [i for i, sentence in enumerate(sentences) if evidence_hit(text, quote, [sentence])]
+
+
 def encode_records(
     records: list[Record],
     labels: list[str],
@@ -159,17 +197,27 @@ def encode_records(
             else []
         )
         n_encoded = len({s for segs in art.window_segments for s in segs if s >= art.n_title})
+        quotes = dict(zip(row["evidence_labels"], row["evidence_quotes"], strict=True))
+        evidence = [
+            evidence_sentences(row["text"], art.sentences[:n_encoded], quotes[lbl])
+            if lbl in quotes and lbl in row["labels"]
+            else []
+            for lbl in labels
+        ]
         return {
             "windows": art.windows,
             "window_segments": art.window_segments,
             "n_title": art.n_title,
             "n_sentences": len(art.sentences),
             "oracle": [i for i in oracle if i < n_encoded],
+            "n_encoded": n_encoded,
+            "evidence": evidence,
             "label_targets": [float(lbl in row["labels"]) for lbl in labels],
         }
 
     dataset = to_dataset(records)
-    return dataset.map(encode, remove_columns=["id", "title", "text", "summary"], desc="encoding articles")
+    columns = ["id", "title", "text", "summary", "evidence_labels", "evidence_quotes"]
+    return dataset.map(encode, remove_columns=columns, desc="encoding articles")
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -196,7 +244,12 @@ def main(argv: list[str] | None = None) -> Path:
         encoder = AutoModel.from_pretrained(model_args.base_model, trust_remote_code=False)
         labels = choose_labels(train_records, model_args.labels, None)
         model = NabaModel(
-            encoder, HeadConfig(num_labels=len(labels), summary_weight=model_args.summary_weight)
+            encoder,
+            HeadConfig(
+                num_labels=len(labels),
+                summary_weight=model_args.summary_weight,
+                evidence_weight=model_args.evidence_weight,
+            ),
         )
         base_model, preprocess = model_args.base_model, PreprocessConfig()
         max_length = min(model_args.max_length, encoder.config.max_position_embeddings)
@@ -220,7 +273,8 @@ def main(argv: list[str] | None = None) -> Path:
 
     config = NabaConfig(
         labels=labels,
-        thresholds=[0.5] * len(labels),
+        thresholds=[0.5] * len(labels),  # until tuned on dev
+        operating_points={point: [0.5] * len(labels) for point in OPERATING_POINT_BETAS},
         base_model=base_model,
         window=window,
         heads=model.heads,
@@ -251,13 +305,35 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
-    """Set each label's threshold to the one that maximises its F1 on the labelled dev articles."""
+    """Calibrate the predictor and tune its thresholds on the labelled dev articles, in place.
+
+    First each label's Platt scaling is fitted to the raw logits (`training.calibration`); then, on the
+    calibrated probabilities, each label's threshold that maximises F1 (`thresholds`, the balanced point)
+    and those that maximise F0.5 and F2 (`operating_points`: precision and recall).
+    """
     labelled = [r for r in records if r.labels is not None]
     if not labelled:
         return
-    analyses = predict_records(predictor, labelled)
     labels = predictor.labels
-    probs = np.array([[a.scores[lbl] for lbl in labels] for a in analyses])
+    logits = dev_logits(predictor, labelled)
     truth = np.array([[float(lbl in (r.labels or ())) for lbl in labels] for r in labelled])
-    predictor.config.thresholds = [round(float(t), 4) for t in tune_thresholds(probs, truth)]
-    logger.info("thresholds tuned on dev: %s", predictor.thresholds)
+    predictor.config.calibration = fit_calibration(logits, truth, labels)
+    probs = predictor.probabilities(logits)
+
+    def tuned(beta: float) -> list[float]:
+        return [round(float(t), 4) for t in tune_thresholds(probs, truth, beta=beta)]
+
+    predictor.config.thresholds = tuned(1.0)
+    predictor.config.operating_points = {point: tuned(beta) for point, beta in OPERATING_POINT_BETAS.items()}
+    logger.info("calibration fitted on dev: %s", predictor.config.calibration)
+    logger.info("thresholds tuned on dev: %s", predictor.info["operating_points"])
+
+
+def dev_logits(predictor: Predictor, records: list[Record], batch_size: int = 64) -> np.ndarray:
+    """The raw (uncalibrated) article logits of `records`, (n, K) in record order."""
+    rows: list[np.ndarray] = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        encoded = [predictor.encode(Article(r.text, r.title, r.id)) for r in chunk]
+        rows += [scores.label_logits for scores in predictor.score(encoded)]
+    return np.stack(rows)

@@ -7,6 +7,7 @@ and a batch with one bad article is refused whole, with the article's index in t
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter
 
@@ -17,6 +18,7 @@ from service.config import Settings
 from service.deps import EngineDep, SettingsDep
 from service.errors import error_responses
 from service.schemas import (
+    AnalyzeOptions,
     AnalyzeRequest,
     AnalyzeResponse,
     BatchAnalyzeRequest,
@@ -40,6 +42,20 @@ def resolve_summary_sentences(requested: int | None, settings: Settings) -> int:
     return requested
 
 
+def analysis_options(body: AnalyzeOptions, settings: Settings) -> dict[str, Any]:
+    """The request's options for the engine: its summary length (a count, or a ratio that the predictor turns
+    into one, never more than `max_summary_sentences`) and its operating point."""
+    count = None
+    if body.summary_ratio is None:
+        count = resolve_summary_sentences(body.summary_sentences, settings)
+    return {
+        "summary_sentences": count,
+        "summary_ratio": body.summary_ratio,
+        "max_summary_sentences": settings.max_summary_sentences,
+        "operating_point": body.operating_point,
+    }
+
+
 def checked_article(
     text: str, title: str | None, settings: Settings, article_id: str | None = None
 ) -> Article:
@@ -53,9 +69,9 @@ def checked_article(
 @router.post("", response_model=AnalyzeResponse, responses=error_responses(413, 422, 500, 503))
 async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep) -> AnalyzeResponse:
     """Tag one article, quote the evidence for each label and summarise it."""
-    n_sentences = resolve_summary_sentences(body.summary_sentences, settings)
+    options = analysis_options(body, settings)
     article = checked_article(body.text, body.title, settings)
-    [analysis] = await engine.analyze([article], n_sentences)
+    [analysis] = await engine.analyze([article], **options)
     return AnalyzeResponse.model_validate(analysis.to_dict())
 
 
@@ -68,14 +84,14 @@ async def analyze_batch(
         raise BatchTooLargeError(
             f"batch has {len(body.articles)} articles; the limit is {settings.max_batch_articles}"
         )
-    n_sentences = resolve_summary_sentences(body.summary_sentences, settings)
+    options = analysis_options(body, settings)
     articles = []
     for index, item in enumerate(body.articles):
         try:
             articles.append(checked_article(item.text, item.title, settings, item.id))
         except NabaError as exc:
             raise type(exc)(f"articles[{index}]: {exc.message}") from exc
-    analyses = await engine.analyze(articles, n_sentences)
+    analyses = await engine.analyze(articles, **options)
     results = [
         BatchItemOut.model_validate({"id": article.id, **analysis.to_dict()})
         for article, analysis in zip(articles, analyses, strict=True)

@@ -6,10 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from models.artifacts import NabaConfig, load_artifact, read_config, save_artifact
+from models.artifacts import NabaConfig, load_artifact, read_config, save_artifact, write_checksums
 from models.errors import ArtifactError
 from models.predictor import Predictor
 from models.results import Article
@@ -90,3 +91,53 @@ def test_load_refuses_an_incomplete_artifact(model_dir: Path, tmp_path: Path, mi
 def test_load_of_a_missing_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not exist"):
         load_artifact(tmp_path / "nowhere")
+
+
+def test_config_written_before_calibration_and_operating_points_still_loads(model_dir: Path) -> None:
+    old = json.loads((model_dir / "naba_config.json").read_text())
+    del old["calibration"], old["operating_points"]
+    config = NabaConfig.from_dict(old)
+    assert config.calibration == {} and config.operating_points == {}
+    assert config.thresholds == read_config(model_dir).thresholds
+
+
+def test_old_artifact_loads_with_raw_scores_and_balanced_thresholds_everywhere(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    copy = _copy(model_dir, tmp_path)
+    config = json.loads((copy / "naba_config.json").read_text())
+    del config["calibration"], config["operating_points"]
+    (copy / "naba_config.json").write_text(json.dumps(config))
+    write_checksums(copy)
+    old = Predictor.from_dir(copy, device="cpu")
+    assert "fall back to the balanced thresholds" in caplog.text
+    assert old.thresholds_for("precision") == old.thresholds_for("recall") == config["thresholds"]
+    [scores] = old.score([old.encode(Article(NEGATIVES[2]))])
+    assert scores.label_probs == pytest.approx(1 / (1 + np.exp(-scores.label_logits)), abs=1e-6)
+
+
+def test_save_then_load_keeps_calibration_and_operating_points(predictor: Predictor, tmp_path: Path) -> None:
+    config = read_config_copy(predictor)
+    config.calibration = {lbl: {"scale": 0.5, "bias": 0.25} for lbl in config.labels}
+    config.operating_points = {"precision": [0.9] * 3, "recall": [0.1] * 3}
+    out = save_artifact(predictor.model, predictor.tokenizer, config, tmp_path / "again")
+    again = read_config(out)
+    assert again.calibration == config.calibration
+    assert again.operating_points == config.operating_points
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"calibration": {"sports": {"scale": 1.0, "bias": 0.0}}}, "unknown labels"),
+        ({"calibration": {"attack": {"scale": -1.0, "bias": 0.0}}}, "scale"),
+        ({"operating_points": {"lenient": [0.1] * 3}}, "unknown operating point"),
+        ({"operating_points": {"balanced": [0.1] * 3}}, "unknown operating point"),
+        ({"operating_points": {"recall": [0.1]}}, "3 labels but 1 recall thresholds"),
+    ],
+)
+def test_config_refuses_bad_calibration_or_operating_points(
+    model_dir: Path, change: dict, message: str
+) -> None:
+    with pytest.raises(ArtifactError, match=message):
+        NabaConfig.from_dict({**read_config(model_dir).to_dict(), **change})

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
-from models.predictor import WINDOWS_PER_PASS, Predictor, inference_dtype, resolve_device
+from models.artifacts import NabaConfig
+from models.errors import InvalidInputError
+from models.predictor import WINDOWS_PER_PASS, Predictor, inference_dtype, resolve_device, summary_length
 from models.preprocessing import split_sentences
-from models.results import Article
+from models.results import OPERATING_POINTS, Article
 from tests.conftest import NEGATIVES, seed_records
 
 SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]
@@ -89,6 +93,107 @@ def test_info_describes_the_model(predictor: Predictor) -> None:
     assert info["version"] == "test-1"
     assert set(info["thresholds"]) == set(predictor.labels)
     assert info["max_length"] == 64
+
+
+def _with_config(predictor: Predictor, **changes: object) -> Predictor:
+    """A predictor over the same model with a copy of its config, changed; the session predictor is shared."""
+    config = NabaConfig.from_dict(predictor.config.to_dict())
+    for name, value in changes.items():
+        setattr(config, name, value)
+    return Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
+
+
+def test_calibration_is_applied_to_the_article_logits(predictor: Predictor) -> None:
+    identity = _with_config(predictor, calibration={})
+    calibrated = _with_config(
+        predictor, calibration={lbl: {"scale": 2.0, "bias": -1.0} for lbl in predictor.labels}
+    )
+    [raw] = identity.score([identity.encode(SEEDS[0])])
+    plain = identity.analyze([SEEDS[0]])[0].scores
+    scaled = calibrated.analyze([SEEDS[0]])[0].scores
+    for k, label in enumerate(predictor.labels):
+        assert plain[label] == pytest.approx(1 / (1 + np.exp(-raw.label_logits[k])), abs=1e-6)
+        assert scaled[label] == pytest.approx(1 / (1 + np.exp(-(2 * raw.label_logits[k] - 1))), abs=1e-6)
+        assert scaled[label] != pytest.approx(plain[label], abs=1e-4)
+
+
+def test_operating_point_picks_the_thresholds_for_tags_and_evidence(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    k = len(predictor.labels)
+    tuned = _with_config(
+        predictor, thresholds=[0.0] * k, operating_points={"precision": [1.01] * k, "recall": [0.3] * k}
+    )
+    seen: list[float | None] = []
+    evidence_indices = tuned.evidence_indices
+
+    def spy(scores, label_index, threshold=None):  # type: ignore[no-untyped-def]
+        seen.append(threshold)
+        return evidence_indices(scores, label_index, threshold)
+
+    monkeypatch.setattr(tuned, "evidence_indices", spy)
+    balanced = tuned.analyze([SEEDS[0]])[0]
+    assert {r.label for r in balanced.labels} == set(predictor.labels) and seen == [0.0] * k
+    assert tuned.analyze([SEEDS[0]], operating_point="precision")[0].labels == []
+    seen.clear()
+    recall = tuned.analyze([SEEDS[0]], operating_point="recall")[0]
+    assert {r.label for r in recall.labels} == {lbl for lbl, p in recall.scores.items() if p >= 0.3}
+    assert seen == [0.3] * len(recall.labels)
+    with pytest.raises(InvalidInputError, match="operating_point"):
+        tuned.analyze([SEEDS[0]], operating_point="lenient")  # type: ignore[arg-type]
+
+
+def test_artifact_without_operating_points_falls_back_to_balanced(
+    predictor: Predictor, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = _with_config(predictor, operating_points={})
+    assert "fall back to the balanced thresholds" in caplog.text
+    for point in OPERATING_POINTS:
+        assert old.thresholds_for(point) == old.config.thresholds
+    assert old.info["operating_points"]["recall"] == old.thresholds
+
+
+def test_info_lists_every_operating_point(predictor: Predictor) -> None:
+    points = predictor.info["operating_points"]
+    assert set(points) == set(OPERATING_POINTS)
+    assert points["balanced"] == predictor.thresholds
+    assert list(points["precision"].values()) == predictor.config.operating_points["precision"]
+
+
+@pytest.mark.parametrize(
+    ("n_sentences", "options", "expected"),
+    [
+        (10, {}, 3),
+        (10, {"summary_sentences": 5}, 5),
+        (10, {"summary_ratio": 0.3}, 3),  # not 4: 0.3 * 10 is 3.0000000000000004 in floats
+        (7, {"summary_ratio": 0.5}, 4),
+        (3, {"summary_ratio": 0.01}, 1),
+        (80, {"summary_ratio": 1.0, "most": 20}, 20),
+        (80, {"summary_ratio": 0.05, "most": 20}, 4),
+    ],
+)
+def test_summary_length_rule(n_sentences: int, options: dict, expected: int) -> None:
+    assert summary_length(n_sentences, 3, **options) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"summary_sentences": 2, "summary_ratio": 0.5}, "not both"), ({"summary_ratio": 0.0}, "(0, 1]")],
+)
+def test_summary_length_refuses_bad_options(options: dict, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        summary_length(10, 3, **options)
+
+
+def test_summary_ratio_follows_the_article_length(predictor: Predictor) -> None:
+    [four, capped] = [
+        predictor.analyze([LONG], summary_ratio=0.05)[0],
+        predictor.analyze([LONG], summary_ratio=0.5, max_summary_sentences=3)[0],
+    ]
+    assert len(four.summary_indices) == 4  # ceil(0.05 * 80)
+    assert len(capped.summary_indices) == 3
+    with pytest.raises(InvalidInputError, match="not both"):
+        predictor.analyze([LONG], summary_sentences=2, summary_ratio=0.5)
 
 
 def test_resolve_device() -> None:

@@ -38,8 +38,12 @@ class FakePredictor:
         self.batches: list[list[Article]] = []
         self.crash_after = crash_after
         self.done = 0
+        self.options: dict[str, Any] = {}  # the keyword options of the last call
 
-    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+    def analyze(
+        self, articles: Sequence[Article], summary_sentences: int | None = None, **options: Any
+    ) -> list[Analysis]:
+        self.options = options
         if self.crash_after is not None and self.done + len(articles) > self.crash_after:
             raise RuntimeError("simulated crash")
         if any("REFUSE" in article.text for article in articles):
@@ -249,3 +253,27 @@ def test_run_batch_rejects_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file"):
         run(FakePredictor(), tmp_path / "missing.jsonl", tmp_path / "out.jsonl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # nothing created on refusal
+
+
+def test_run_batch_passes_summary_ratio_and_operating_point(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", articles(2))
+    predictor = FakePredictor()
+    run(predictor, source, tmp_path / "out.jsonl", summary_ratio=0.5, operating_point="recall")
+    assert predictor.options == {"summary_ratio": 0.5, "operating_point": "recall"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"summary_sentences": 2, "summary_ratio": 0.5}, "not both"),
+        ({"summary_ratio": 1.5}, "summary_ratio"),
+        ({"operating_point": "lenient"}, "operating_point"),
+    ],
+)
+def test_run_batch_refuses_bad_options_before_touching_files(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", articles(2))
+    with pytest.raises(InvalidInputError, match=message):
+        run(FakePredictor(), source, tmp_path / "out.jsonl", **options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import pytest
+
+from models.artifacts import read_config
+from models.preprocessing import split_sentences
 from naba.cli import main
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
 
@@ -36,6 +41,42 @@ def test_predict_writes_one_result_per_good_line_and_resumes(model_dir: Path, tm
     assert main([*args, "--device", "cpu"]) == 0
     again = [r["id"] for r in _lines(out)]
     assert sorted(again) == sorted(r["id"] for r in rows)
+
+
+def test_predict_operating_point_and_summary_ratio(model_dir: Path, tmp_path: Path) -> None:
+    rows = [{"id": r["id"], "text": r["text"]} for r in seed_records()]
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    args = ["predict", "--model", str(model_dir), "--input", str(data), "--output", str(out), "--no-progress"]
+    assert main([*args, "--device", "cpu", "--operating-point", "recall", "--summary-ratio", "0.2"]) == 0
+
+    config = read_config(model_dir)
+    recall = dict(zip(config.labels, config.operating_points["recall"], strict=True))
+    for row, result in zip(rows, _lines(out), strict=True):
+        tagged = {lbl for lbl, p in result["scores"].items() if p >= recall[lbl]}
+        assert {label["label"] for label in result["labels"]} == tagged
+        n = len(split_sentences(row["text"]))
+        assert len(result["summary_indices"]) == max(1, math.ceil(0.2 * n))
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (["--summary-sentences", "2", "--summary-ratio", "0.5"], "not allowed with argument"),
+        (["--summary-ratio", "0"], "0 is not in (0, 1]"),
+        (["--summary-ratio", "half"], "'half' is not a number"),
+        (["--operating-point", "lenient"], "invalid choice: 'lenient'"),
+    ],
+)
+def test_predict_refuses_bad_options(
+    tmp_path: Path, bad: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    data = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": NEGATIVES[0]}])
+    with pytest.raises(SystemExit) as exit_:
+        main(["predict", "--input", str(data), "--output", str(tmp_path / "o.jsonl"), *bad])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_csv_input(model_dir: Path, tmp_path: Path) -> None:

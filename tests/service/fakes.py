@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from models.predictor import check_options, summary_length
 from models.preprocessing import split_sentences
-from models.results import Analysis, Article, LabelResult, ModelRef
+from models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
 
 KEYWORDS = {
     "economy": ("البنك", "التضخم", "الاقتصاد"),
@@ -39,16 +40,26 @@ class FakeEncoded:
 
 
 class FakePredictor:
-    """Stands in for `models.predictor.Predictor`: same attributes and staged methods, keyword scores."""
+    """Stands in for `models.predictor.Predictor`: same attributes and staged methods, keyword scores.
+
+    Keyword labels score 0.9 and others 0.1, so the `precision` operating point (0.95) tags nothing and
+    `recall` (0.05) tags every label.
+    """
 
     def __init__(self) -> None:
         self.labels = list(KEYWORDS)
         self.thresholds = dict.fromkeys(KEYWORDS, 0.5)
+        self.operating_points = {
+            "balanced": self.thresholds,
+            "precision": dict.fromkeys(KEYWORDS, 0.95),
+            "recall": dict.fromkeys(KEYWORDS, 0.05),
+        }
         self.ref = ModelRef(name="fake-topics", version="0.0.1")
         self.warmed_up = False
         self.threads: list[str] = []  # name of the thread each model call (score) ran on
         self.calls: list[list[Article]] = []  # the articles of each model call
         self.summary_requests: list[int | None] = []  # summary_sentences asked of each result
+        self.options: list[dict[str, Any]] = []  # every option asked of each result, with the article's text
 
     @property
     def info(self) -> dict[str, Any]:
@@ -58,6 +69,7 @@ class FakePredictor:
             "description": "keyword fake",
             "labels": self.labels,
             "thresholds": self.thresholds,
+            "operating_points": self.operating_points,
             "max_length": 128,
             "base_model": "none",
             "created": "2024-01-01T00:00:00Z",
@@ -74,22 +86,60 @@ class FakePredictor:
         return list(encoded)
 
     def result(
-        self, encoded: FakeEncoded, scores: FakeEncoded, summary_sentences: int | None = None
+        self,
+        encoded: FakeEncoded,
+        scores: FakeEncoded,
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        max_summary_sentences: int | None = None,
+        operating_point: OperatingPoint = "balanced",
     ) -> Analysis:
         self.summary_requests.append(summary_sentences)
-        return self._one(encoded.article, summary_sentences or 1)
+        self.options.append(
+            {
+                "text": encoded.article.text,
+                "summary_sentences": summary_sentences,
+                "summary_ratio": summary_ratio,
+                "max_summary_sentences": max_summary_sentences,
+                "operating_point": operating_point,
+            }
+        )
+        n = len(split_sentences(encoded.article.text))
+        n_summary = summary_length(n, 1, summary_sentences, summary_ratio, max_summary_sentences)
+        return self._one(encoded.article, n_summary, operating_point)
 
-    def analyze(self, articles: Sequence[Article], summary_sentences: int | None = None) -> list[Analysis]:
+    def analyze(
+        self,
+        articles: Sequence[Article],
+        summary_sentences: int | None = None,
+        *,
+        summary_ratio: float | None = None,
+        max_summary_sentences: int | None = None,
+        operating_point: OperatingPoint = "balanced",
+    ) -> list[Analysis]:
+        check_options(summary_sentences, summary_ratio, operating_point)
         encoded = [self.encode(a) for a in articles]
         return [
-            self.result(e, s, summary_sentences) for e, s in zip(encoded, self.score(encoded), strict=True)
+            self.result(
+                e,
+                s,
+                summary_sentences,
+                summary_ratio=summary_ratio,
+                max_summary_sentences=max_summary_sentences,
+                operating_point=operating_point,
+            )
+            for e, s in zip(encoded, self.score(encoded), strict=True)
         ]
 
     def warm_up(self) -> None:
         self._one(Article(text="نص للتحمية."), 1)
         self.warmed_up = True
 
-    def _one(self, article: Article, n_summary: int) -> Analysis:
+    def _one(
+        self, article: Article, n_summary: int, operating_point: OperatingPoint = "balanced"
+    ) -> Analysis:
+        thresholds = self.operating_points[operating_point]
         sentences = split_sentences(article.text)
         scores = {
             label: 0.9 if any(word in article.text for word in words) else 0.1
@@ -98,7 +148,7 @@ class FakePredictor:
         labels = [
             LabelResult(label, score, [s for s in sentences if any(w in s for w in KEYWORDS[label])])
             for label, score in scores.items()
-            if score >= self.thresholds[label]
+            if score >= thresholds[label]
         ]
         chosen = list(range(min(n_summary, len(sentences))))
         return Analysis(

@@ -97,6 +97,49 @@ def test_batch_keeps_order_and_echoes_ids(client: TestClient, predictor: FakePre
     assert predictor.summary_requests[-3:] == [1, 1, 1]
 
 
+@pytest.mark.parametrize(
+    ("operating_point", "labels"),
+    [("balanced", ["economy"]), ("precision", []), ("recall", ["economy", "politics", "sports"])],
+)
+def test_analyze_applies_the_operating_point(
+    client: TestClient, predictor: FakePredictor, operating_point: str, labels: list[str]
+) -> None:
+    response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT, "operating_point": operating_point})
+    assert response.status_code == 200, response.text
+    assert [label["label"] for label in response.json()["labels"]] == labels
+    assert predictor.options[-1]["operating_point"] == operating_point
+
+
+def test_analyze_summary_ratio_sets_the_length_from_the_article(
+    client: TestClient, predictor: FakePredictor
+) -> None:
+    response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT, "summary_ratio": 0.5})
+    assert response.status_code == 200, response.text
+    assert response.json()["summary_indices"] == [0, 1]  # ceil(0.5 * 3 sentences)
+    assert predictor.options[-1] | {"text": None} == {
+        "text": None,
+        "summary_sentences": None,
+        "summary_ratio": 0.5,
+        "max_summary_sentences": 5,
+        "operating_point": "balanced",
+    }
+    # A ratio of a long article is capped by max_summary_sentences (5 in the fixture); 1 is a valid ratio.
+    long_text = " ".join([ECONOMY_TEXT] * 3)
+    response = client.post("/v1/analyze", json={"text": long_text, "summary_ratio": 1})
+    assert response.json()["summary_indices"] == [0, 1, 2, 3, 4]
+
+
+def test_batch_passes_operating_point_and_summary_ratio(client: TestClient, predictor: FakePredictor) -> None:
+    body = {"articles": _articles(2), "operating_point": "recall", "summary_ratio": 0.1}
+    response = client.post("/v1/analyze/batch", json=body)
+    assert response.status_code == 200, response.text
+    for result in response.json()["results"]:
+        assert len(result["labels"]) == 3 and result["summary_indices"] == [0]
+    assert [(o["operating_point"], o["summary_ratio"]) for o in predictor.options[-2:]] == [
+        ("recall", 0.1)
+    ] * 2
+
+
 def test_batch_result_equals_single_result(client: TestClient) -> None:
     single = client.post("/v1/analyze", json={"text": ECONOMY_TEXT}).json()
     batch = client.post("/v1/analyze/batch", json={"articles": [{"text": ECONOMY_TEXT}]}).json()
@@ -139,6 +182,40 @@ BAD_ANALYZE_BODIES = [
         "invalid_input",
         "most allowed is 5",
         id="too-many",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_sentences": 2, "summary_ratio": 0.5},
+        422,
+        "invalid_request",
+        "give summary_sentences or summary_ratio, not both",
+        id="both-summary-options",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_ratio": 0}, 422, "invalid_request", "summary_ratio:", id="ratio-zero"
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_ratio": 1.5}, 422, "invalid_request", "summary_ratio:", id="ratio-big"
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "summary_ratio": "0.5"},
+        422,
+        "invalid_request",
+        "summary_ratio:",
+        id="ratio-str",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "operating_point": "lenient"},
+        422,
+        "invalid_request",
+        "operating_point:",
+        id="operating-point",
+    ),
+    pytest.param(
+        {"text": ECONOMY_TEXT, "operating_point": None},
+        422,
+        "invalid_request",
+        "operating_point:",
+        id="operating-point-null",
     ),
 ]
 
@@ -216,6 +293,27 @@ BAD_BATCH_BODIES = [
         "invalid_input",
         "summary_sentences",
         id="summary",
+    ),
+    pytest.param(
+        {"articles": _articles(1), "summary_sentences": 1, "summary_ratio": 0.5},
+        422,
+        "invalid_request",
+        "not both",
+        id="both-summary-options",
+    ),
+    pytest.param(
+        {"articles": _articles(1), "summary_ratio": -0.5},
+        422,
+        "invalid_request",
+        "summary_ratio:",
+        id="ratio",
+    ),
+    pytest.param(
+        {"articles": _articles(1), "operating_point": "PRECISION"},
+        422,
+        "invalid_request",
+        "operating_point:",
+        id="operating-point",
     ),
 ]
 
@@ -322,6 +420,9 @@ def test_model_info_reports_artifact_and_limits(client: TestClient) -> None:
     assert body["name"] == "fake-topics"
     assert body["labels"] == ["economy", "politics", "sports"]
     assert body["thresholds"] == {"economy": 0.5, "politics": 0.5, "sports": 0.5}
+    assert set(body["operating_points"]) == {"balanced", "precision", "recall"}
+    assert body["operating_points"]["balanced"] == body["thresholds"]
+    assert body["operating_points"]["precision"] == {"economy": 0.95, "politics": 0.95, "sports": 0.95}
     assert body["max_length"] == 128
     assert body["metrics"] == {"micro_f1": 1.0}
     assert (body["max_chars"], body["max_batch_articles"], body["max_summary_sentences"]) == (500, 4, 5)
@@ -364,6 +465,11 @@ def test_docs_and_openapi(client: TestClient) -> None:
     assert {"/v1/analyze", "/v1/analyze/batch", "/v1/model", "/healthz", "/readyz", "/metrics"} <= set(
         spec["paths"]
     )
+    for name in ("AnalyzeRequest", "BatchAnalyzeRequest"):
+        fields = spec["components"]["schemas"][name]["properties"]
+        assert fields["operating_point"]["enum"] == ["balanced", "precision", "recall"]
+        assert fields["operating_point"]["default"] == "balanced"
+        assert "summary_ratio" in fields
     analyze = spec["paths"]["/v1/analyze"]["post"]
     assert analyze["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "ErrorResponse"

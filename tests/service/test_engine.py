@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from models.errors import ModelNotReadyError, OverloadedError, RequestTimeoutError
+from models.errors import InvalidInputError, ModelNotReadyError, OverloadedError, RequestTimeoutError
 from models.results import Analysis, Article, ModelRef
 from service.engine import BatchingConfig, InferenceEngine
 from tests.service.fakes import ECONOMY_TEXT, POLITICS_TEXT, SPORTS_TEXT, FakeEncoded, FakePredictor
@@ -225,3 +225,48 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
             await engine.analyze([Article(SPORTS_TEXT)], None)
 
     run(scenario())
+
+
+def test_requests_batched_together_keep_their_own_options() -> None:
+    predictor = GatedPredictor()
+    engine = InferenceEngine(predictor, BatchingConfig(max_wait_ms=0))  # type: ignore[arg-type]
+    long_text = " ".join([ECONOMY_TEXT] * 2)  # six sentences
+
+    async def scenario() -> list[list[Analysis]]:
+        first = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None))
+        await _wait_entered(predictor)
+        strict = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], 1, operating_point="precision"))
+        loose = asyncio.create_task(
+            engine.analyze(
+                [Article(long_text)], summary_ratio=0.5, max_summary_sentences=2, operating_point="recall"
+            )
+        )
+        while engine.queue_depth < 2:
+            await asyncio.sleep(0.01)
+        predictor.gate.set()
+        return await asyncio.gather(first, strict, loose)
+
+    try:
+        _, [strict], [loose] = run(scenario())
+    finally:
+        engine.close()
+    assert [len(call) for call in predictor.calls] == [1, 2]  # the two shared one model call
+    assert strict.labels == [] and strict.summary_indices == [0]
+    assert {r.label for r in loose.labels} == {"economy", "politics", "sports"}
+    assert loose.summary_indices == [0, 1]  # ceil(0.5 * 6) = 3, capped at 2
+    options = {o["text"]: o for o in predictor.options}
+    assert options[ECONOMY_TEXT]["operating_point"] == "precision"
+    assert options[long_text]["summary_ratio"] == 0.5
+
+
+def test_bad_options_are_refused_before_anything_is_queued() -> None:
+    predictor = FakePredictor()
+    engine = InferenceEngine(predictor)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(InvalidInputError, match="not both"):
+            run(engine.analyze([Article(ECONOMY_TEXT)], 2, summary_ratio=0.5))
+        with pytest.raises(InvalidInputError, match="operating_point"):
+            run(engine.analyze([Article(ECONOMY_TEXT)], operating_point="lenient"))  # type: ignore[arg-type]
+    finally:
+        engine.close()
+    assert predictor.calls == [] and engine.in_progress == 0

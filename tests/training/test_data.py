@@ -270,12 +270,16 @@ def test_data_hash_depends_on_bytes_and_order_not_names(tmp_path: Path) -> None:
 
 def test_to_dataset_columns() -> None:
     records = [
-        Record("1", TEXT, "عنوان", ("attack",), "ملخص"),
+        Record("1", TEXT, "عنوان", ("attack",), "ملخص", evidence={"attack": "اقتباس"}),
         Record("2", TEXT, labels=()),
         Record("3", TEXT),
     ]
     dataset = to_dataset(records)
-    assert dataset.column_names == ["id", "title", "text", "labels", "has_labels", "summary"]
+    assert dataset.column_names == [
+        "id", "title", "text", "labels", "has_labels", "summary", "evidence_labels", "evidence_quotes"
+    ]  # fmt: skip
+    assert dataset["evidence_labels"] == [["attack"], [], []]
+    assert dataset["evidence_quotes"] == [["اقتباس"], [], []]
     assert dataset["labels"] == [["attack"], [], []]
     assert dataset["has_labels"] == [True, True, False]
     assert dataset["title"] == ["عنوان", "", ""]

@@ -107,3 +107,69 @@ def test_training_arguments_can_come_from_one_json_file(
     path.write_text(json.dumps(spec))
     out = main([str(path)])
     assert read_config(out).training["max_length"] == 64
+
+
+def test_quoted_evidence_becomes_sentence_targets(encoder_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from models.encoding import WindowConfig
+    from models.preprocessing import PreprocessConfig
+    from training.data import Record
+    from training.train import DataArguments, ModelArguments, TrainingCollator, encode_records
+
+    text = "هطلت أمطار غزيرة على المدينة. وقتل ثلاثة في هجوم مسلح على حاجز. وعادت الحياة إلى طبيعتها."
+    records = [
+        Record("a", text, labels=("attack",), evidence={"attack": "وقتل ثلاثة في هجوم مسلح"}),
+        Record("b", text, labels=()),  # no label: every sentence is a negative for both labels
+        Record("c", text, summary="هطلت أمطار غزيرة على المدينة."),  # unlabelled: no sentence targets
+    ]
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model_args = ModelArguments(max_length=64, window_overlap=16)
+    rows = list(
+        encode_records(records, ["attack", "joint_operation"], tokenizer, PreprocessConfig(),
+                       WindowConfig(64, 16), model_args, DataArguments(train=[], output="x"))
+    )  # fmt: skip
+    assert rows[0]["evidence"] == [[1], []]
+    batch = TrainingCollator(tokenizer.pad_token_id, 64)(rows)
+    targets, mask = batch["evidence_labels"], batch["evidence_mask"]
+    assert targets[0, :, 0].tolist()[:3] == [0.0, 1.0, 0.0] and mask[0, :3, 0].tolist() == [
+        False,
+        True,
+        False,
+    ]
+    assert mask[0, :3, 1].all() and not targets[0, :, 1].any()  # joint_operation absent: negatives
+    assert mask[1, :3].all() and not targets[1].any()
+    assert not mask[2].any()
+
+
+def test_evidence_loss_trains_the_sentence_scores(
+    encoder_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    quote = "وقتل ثلاثة في هجوم مسلح على حاجز"
+    text = f"هطلت أمطار غزيرة على المدينة. {quote}. وعادت الحياة إلى طبيعتها."
+    rows = [
+        {"id": f"e{i}", "text": text, "labels": ["attack"], "evidence": {"attack": quote}} for i in range(8)
+    ]
+    rows += [{"id": f"n{i}", "text": t, "labels": []} for i, t in enumerate(NEGATIVES)]
+    data = write_jsonl(tmp_path / "evidence.jsonl", rows)
+    args = ["--train", str(data), "--base-model", str(encoder_dir), *TRAIN_ARGS[:4], "--seed", "0",
+            "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--learning_rate", "3e-3"]  # fmt: skip
+    picked = {}
+    for weight in ("0", "5"):
+        out = main(
+            [
+                *args,
+                "--output",
+                str(tmp_path / weight),
+                "--num_train_epochs",
+                "6",
+                "--evidence-weight",
+                weight,
+            ]
+        )
+        predictor = Predictor.from_dir(out, device="cpu")
+        encoded = predictor.encode(Article(text))
+        [scores] = predictor.score([encoded])
+        picked[weight] = scores.sentence_logits[:, 0]
+    margin = {w: float(s[1] - max(s[0], s[2])) for w, s in picked.items()}
+    assert margin["5"] > 0 and margin["5"] > margin["0"]  # the quoted sentence stands out once trained on

@@ -1,0 +1,77 @@
+"""Operating points: F-beta threshold tuning, and `tune_on_dev` storing calibration and every threshold set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import fbeta_score
+
+from models.artifacts import NabaConfig, read_config
+from models.predictor import Predictor
+from training.data import read_records
+from training.metrics import tune_thresholds
+from training.train import OPERATING_POINT_BETAS, dev_logits, tune_on_dev
+
+# One label: scores 0.1 ... 0.9, positives mostly at the top.
+PROBS = np.arange(1, 10)[:, None] / 10
+TRUTH = np.array([0, 1, 0, 0, 1, 0, 1, 1, 1])[:, None]
+
+
+def test_precision_leaning_beta_raises_and_recall_leaning_beta_lowers_the_threshold() -> None:
+    balanced = tune_thresholds(PROBS, TRUTH)[0]
+    precision = tune_thresholds(PROBS, TRUTH, beta=0.5)[0]
+    recall = tune_thresholds(PROBS, TRUTH, beta=2.0)[0]
+    assert (precision, balanced, recall) == pytest.approx((0.7, 0.5, 0.2))
+    assert tune_thresholds(PROBS, TRUTH, beta=1.0)[0] == balanced  # beta 1 is F1
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.0])
+def test_fbeta_thresholds_maximise_fbeta_against_sklearn(beta: float) -> None:
+    rng = np.random.default_rng(1)
+    probs = rng.random((80, 3)).round(2)
+    truth = (rng.random((80, 3)) < probs).astype(int)
+    thresholds = tune_thresholds(probs, truth, beta=beta)
+    for j in range(3):
+        grid = np.unique(np.clip(np.append(probs[:, j], 0.5), 0.05, 0.95))
+        best = max(fbeta_score(truth[:, j], probs[:, j] >= t, beta=beta) for t in grid)
+        assert fbeta_score(truth[:, j], probs[:, j] >= thresholds[j], beta=beta) == pytest.approx(best)
+
+
+def test_beta_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="beta"):
+        tune_thresholds(PROBS, TRUTH, beta=0.0)
+
+
+def test_trained_artifact_stores_calibration_and_operating_points(model_dir: Path) -> None:
+    config = read_config(model_dir)
+    assert set(config.calibration) == set(config.labels)
+    assert all(p["scale"] > 0 for p in config.calibration.values())
+    assert set(config.operating_points) == set(OPERATING_POINT_BETAS) == {"precision", "recall"}
+    for thresholds in config.operating_points.values():
+        assert len(thresholds) == len(config.labels)
+        assert all(0.05 <= t <= 0.95 for t in thresholds)
+    card = (model_dir / "README.md").read_text("utf-8")
+    assert "Platt scaling" in card and "`precision` (F0.5-optimal)" in card
+
+
+def test_tune_on_dev_fits_calibration_then_tunes_on_calibrated_scores(
+    predictor: Predictor, train_file: Path
+) -> None:
+    config = NabaConfig.from_dict(predictor.config.to_dict())
+    config.calibration, config.operating_points = {}, {}
+    copy = Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
+    records = [r for r in read_records([str(train_file)]) if r.labels is not None]
+
+    tune_on_dev(copy, records)
+
+    assert set(config.calibration) == set(config.labels)
+    logits = dev_logits(copy, records)
+    probs = copy.probabilities(logits)
+    truth = np.array([[float(lbl in (r.labels or ())) for lbl in config.labels] for r in records])
+    assert config.thresholds == pytest.approx(tune_thresholds(probs, truth), abs=1e-4)
+    for point, beta in OPERATING_POINT_BETAS.items():
+        assert config.operating_points[point] == pytest.approx(
+            tune_thresholds(probs, truth, beta=beta), abs=1e-4
+        )

@@ -1,0 +1,102 @@
+"""Per-label Platt scaling: calibrated probabilities `sigmoid(scale * logit + bias)`, fitted on dev.
+
+A fine-tuned tagger's raw sigmoid scores are usually over-confident. Platt scaling fits two numbers per label
+on held-out data so that a score of 0.8 means "right about 80% of the time". The fit minimises the log loss
+with Newton's method (two parameters, so the Hessian is 2x2): plain numpy, no randomness, the same answer on
+every machine. As in Platt (1999) and Lin, Lin & Weng (2007), the 0/1 targets are softened to
+`(positives + 1) / (positives + 2)` and `1 / (negatives + 2)`, so that a dev set on which a label is perfectly
+separated still has a finite optimum instead of a scale that runs off to infinity.
+
+Labels that cannot be fitted (no positive or no negative on dev, a constant logit) keep the identity, and so
+does a fit that would reverse the order of the scores, which thresholds (`p >= t`) cannot express.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+MAX_ITERATIONS = 100
+MIN_STEP = 1e-10  # the line search gives up below this step size
+TOLERANCE = 1e-6  # stop when the gradient of the mean log loss is this small
+
+
+def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Fit `p = sigmoid(a * logit + b)` to one label by minimising the log loss.
+
+    Args:
+        logits: (n,) raw article logits of the label.
+        truth: (n,) 0/1 gold labels.
+
+    Returns:
+        `(a, b)`; `(1.0, 0.0)` (the identity) when the label has no positive or no negative example, all
+        logits are equal, or the fit gives a non-positive or non-finite scale.
+    """
+    z = np.asarray(logits, dtype=float)
+    y = np.asarray(truth, dtype=float)
+    if z.shape != y.shape or z.ndim != 1:
+        raise ValueError(f"logits and truth must be 1-D of the same length, got {z.shape} and {y.shape}")
+    positives = int(y.sum())
+    negatives = len(y) - positives
+    if positives == 0 or negatives == 0 or np.ptp(z) == 0:
+        return 1.0, 0.0
+    target = np.where(y > 0.5, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+
+    def loss(a: float, b: float) -> float:
+        x = a * z + b
+        return float(np.mean(np.logaddexp(0.0, x) - target * x))  # log loss, written to never overflow
+
+    a, b = 1.0, 0.0  # start from the identity: raw scores are often close already
+    current = loss(a, b)
+    for _ in range(MAX_ITERATIONS):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (a * z + b)))  # sigmoid without overflow
+        residual = p - target
+        gradient = np.array([np.mean(residual * z), np.mean(residual)])
+        if np.abs(gradient).max() < TOLERANCE:
+            break
+        weight = p * (1.0 - p)
+        hessian = np.array(
+            [[np.mean(weight * z * z), np.mean(weight * z)], [np.mean(weight * z), np.mean(weight)]]
+        )
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(2), gradient)
+        size = 1.0
+        while size >= MIN_STEP:  # backtracking: take the Newton step only as far as the loss goes down
+            new_a, new_b = a - size * step[0], b - size * step[1]
+            new = loss(new_a, new_b)
+            if new < current + 1e-4 * size * float(gradient @ -step):
+                a, b, current = new_a, new_b, new
+                break
+            size /= 2
+        else:
+            break
+    if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
+        logger.warning("Platt fit gave scale %.4g, bias %.4g; keeping the identity", a, b)
+        return 1.0, 0.0
+    return float(a), float(b)
+
+
+def fit_calibration(logits: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
+    """Platt scaling for every label, in the form `NabaConfig.calibration` stores.
+
+    Args:
+        logits: (n, k) raw article logits on the dev set.
+        truth: (n, k) 0/1 gold labels.
+        labels: the k label names, in column order.
+
+    Returns:
+        `{label: {"scale": a, "bias": b}}` for every label; the identity where a label cannot be fitted.
+    """
+    logits = np.asarray(logits, dtype=float)
+    truth = np.asarray(truth, dtype=float)
+    if logits.shape != truth.shape or logits.ndim != 2 or logits.shape[1] != len(labels):
+        raise ValueError(f"shapes disagree: logits {logits.shape}, truth {truth.shape}, {len(labels)} labels")
+    calibration = {}
+    for j, label in enumerate(labels):
+        a, b = fit_platt(logits[:, j], truth[:, j])
+        calibration[label] = {"scale": round(a, 6), "bias": round(b, 6)}
+        if (a, b) == (1.0, 0.0):
+            logger.info("calibration of %s: identity (nothing to fit on dev)", label)
+    return calibration
