@@ -5,25 +5,35 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   thresholds tuned on dev exactly as `naba train` tunes Naba's
   each --model    a Naba artifact, through the same predictor the service uses
+  each --fine-tune  an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
+                  and the first --bbc-train BBC summary pairs; with --random-twin, the same architecture and
+                  vocabulary from random weights is fine-tuned by the same recipe, so the pretraining's effect
+                  is the difference between the two rows
 
 Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3 and each model at 1 and 3
 sentences. Thresholds tuned on dev flatter every tuned row equally; the held-out test set decides.
 
-    python bench/quality.py --model artifacts/run/model
+    python bench/quality.py --model models/default
+    python bench/quality.py --fine-tune artifacts/pretrain/encoder --random-twin   # trains two models: slow
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline, make_union
+from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from models.predictor import Predictor
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
@@ -31,6 +41,7 @@ from training.data import Record, read_records
 from training.evaluate import evaluate
 from training.metrics import classification_report, tune_thresholds
 from training.rouge import rouge
+from training.train import main as naba_train
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
 # Keyword rules from LABELS.md, matched on folded text (alef/yaa/taa marbuta variants merged).
@@ -81,6 +92,33 @@ def lead(records: list[Record], n: int) -> dict[str, float]:
     return rouge([" ".join(split_sentences(r.text)[:n]) for r in records], [r.summary or "" for r in records])
 
 
+# The fine-tuning recipe of every --fine-tune row (the shipped model's recipe, see training/RECIPES.md).
+FINE_TUNE_ARGS = ["--max-length", "256", "--window-overlap", "64", "--max-train-windows", "2",
+                  "--learning_rate", "5e-4", "--per_device_train_batch_size", "16", "--seed", "0",
+                  "--disable_tqdm", "true"]  # fmt: skip
+
+
+def random_twin(encoder: str, output: Path, seed: int = 0) -> Path:
+    """The encoder's architecture and vocabulary with fresh random weights: the control for pretraining."""
+    torch.manual_seed(seed)
+    AutoModel.from_config(AutoConfig.from_pretrained(encoder)).save_pretrained(output)
+    AutoTokenizer.from_pretrained(encoder).save_pretrained(output)
+    return output
+
+
+def fine_tune(encoder: str | Path, train_files: list[Path], dev: Path, output: Path, epochs: float) -> Path:
+    """`naba train` with the bench recipe; thresholds are tuned on dev, as for the shipped model."""
+    args = ["--train", *map(str, train_files), "--dev", str(dev), "--base-model", str(encoder)]
+    return naba_train([*args, "--output", str(output), "--num_train_epochs", str(epochs), *FINE_TUNE_ARGS])
+
+
+def head(path: Path, n: int, output: Path) -> Path:
+    """The first `n` lines of a JSONL file."""
+    with path.open(encoding="utf-8") as lines:
+        output.write_text("".join(itertools.islice(lines, n)), "utf-8")
+    return output
+
+
 def fmt(value: float | str) -> str:
     return value if isinstance(value, str) else f"{value:.3f}"
 
@@ -93,6 +131,17 @@ def main() -> None:
         "--data-dir", type=Path, default=Path(os.environ.get("NABA_DATA_DIR", "../shared/data"))
     )
     parser.add_argument("--model", type=Path, action="append", default=[], help="Naba artifact (repeatable).")
+    parser.add_argument(
+        "--fine-tune", action="append", default=[], help="Encoder to fine-tune and measure (repeatable)."
+    )
+    parser.add_argument(
+        "--random-twin", action="store_true", help="Also fine-tune each encoder's random twin."
+    )
+    parser.add_argument("--epochs", type=float, default=3.0, help="Fine-tuning epochs.")
+    parser.add_argument("--bbc-train", type=int, default=1000, help="BBC summary pairs added to fine-tuning.")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Keep fine-tuned models here (default: temp)."
+    )
     args = parser.parse_args()
 
     train = read_records([args.data_dir / "labelled" / "train.jsonl"])
@@ -106,9 +155,29 @@ def main() -> None:
         report_row("TF-IDF + LR", y_dev, tfidf_lr(train, dev)),
     ]
     summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)}]
-    for path in args.model:
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="naba-quality-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    models: list[tuple[str, Path]] = []
+    if args.fine_tune:
+        bbc_train = head(
+            args.data_dir / "summaries" / "bbc_train.jsonl", args.bbc_train, workdir / "bbc.jsonl"
+        )
+        train_files = [args.data_dir / "labelled" / "train.jsonl", bbc_train]
+        dev_files = workdir / "dev.jsonl"
+        dev_files.write_text((args.data_dir / "labelled" / "dev.jsonl").read_text("utf-8"), "utf-8")
+        for i, encoder in enumerate(args.fine_tune):
+            runs = [(f"fine-tuned {encoder}", encoder)]
+            if args.random_twin:
+                runs.append(("same, random weights", random_twin(encoder, workdir / f"twin{i}")))
+            for j, (name, base) in enumerate(runs):
+                output = workdir / f"model{i}-{j}"
+                if not output.exists():
+                    fine_tune(base, train_files, dev_files, output, args.epochs)
+                models.append((name, output))
+    models += [(str(path), path) for path in args.model]
+    for label, path in models:
         predictor = Predictor.from_dir(path, device="cpu")
-        name = f"{predictor.ref.name} {predictor.ref.version} ({path})"
+        name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
         metrics = evaluate(predictor, dev)
         rows.append({"system": name, "macro_f1": metrics["macro_f1"], "micro_f1": metrics["micro_f1"],
                      **{lbl: metrics["per_label"][lbl]["f1"] for lbl in LABELS}})  # fmt: skip
@@ -127,6 +196,8 @@ def main() -> None:
     for row in summaries:
         print(f"| {row['system']} | {fmt(row['rouge1'])} | {fmt(row['rouge2'])} | {fmt(row['rougeL'])} |")
     print(f"\n({time.perf_counter() - start:.0f} s)")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
