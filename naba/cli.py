@@ -8,6 +8,7 @@ naba export         export an artifact's encoder to ONNX (optionally int8) for t
 naba pretrain       pretrain a BERT encoder on raw Arabic text (masked LM), or continue pretraining one
 naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
 naba build-starter  build the starter model `make serve` uses when no model exists
+naba weak-label     label an unlabelled corpus with rules from the annotation guide (weak supervision)
 """
 
 from __future__ import annotations
@@ -190,6 +191,12 @@ def _build_starter(argv: list[str]) -> None:
     main(argv)
 
 
+def _weak_label(argv: list[str]) -> None:
+    from training.weak import main
+
+    main(argv)
+
+
 COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -199,6 +206,7 @@ COMMANDS = {
     "pretrain": _pretrain,
     "build-encoder": _build_encoder,
     "build-starter": _build_starter,
+    "weak-label": _weak_label,
 }
 
 
