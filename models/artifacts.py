@@ -122,15 +122,25 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+WEIGHT_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
 def save_artifact(
-    model: NabaModel, tokenizer: PreTrainedTokenizerBase, config: NabaConfig, output_dir: str | Path
+    model: NabaModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: NabaConfig,
+    output_dir: str | Path,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Write the artifact into a temporary sibling directory, then rename it into place.
 
     A run that dies half-way leaves no directory at `output_dir`; an existing `output_dir` is never touched.
+    `weights_dtype="float16"` halves the file (a model shipped in a repository); loading casts the weights to
+    whatever the predictor runs in, so fp16 storage costs only fp16 rounding of the fp32 weights.
 
     Raises:
         ArtifactError: `output_dir` already exists.
+        KeyError: an unknown `weights_dtype`.
     """
     output_dir = Path(output_dir)
     if output_dir.exists():
@@ -145,9 +155,10 @@ def save_artifact(
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
         model.encoder.config.save_pretrained(tmp)
-        # fp32 on disk whatever the model ran in (a GPU predictor runs bf16): loading casts to what it needs.
+        # The asked dtype on disk whatever the model ran in (a GPU predictor runs bf16): loading casts.
+        dtype = WEIGHT_DTYPES[weights_dtype]
         state = {
-            k: (v.float() if v.is_floating_point() else v).detach().contiguous().cpu()
+            k: (v.to(dtype) if v.is_floating_point() else v).detach().contiguous().cpu()
             for k, v in model.state_dict().items()
         }
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})

@@ -20,6 +20,14 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             )
         lines.append("")
         lines.append(f"micro-F1 {metrics.get('micro_f1', 0):.3f} · macro-F1 {metrics.get('macro_f1', 0):.3f}")
+        if "ece" in metrics:
+            lines.append(f"· expected calibration error {metrics['ece']['mean']:.3f} (mean over labels)")
+        hit = metrics.get("evidence_hit_rate_all")
+        if hit is not None:
+            pairs = metrics.get("evidence_pairs_all", 0)
+            lines.append(
+                f"· evidence hit rate {hit:.3f} (returned sentences hold the annotators' quote; {pairs} pairs)"
+            )
     rouge = metrics.get("rouge") or {}
     if rouge:
         lines += ["", "| ROUGE-1 | ROUGE-2 | ROUGE-L |", "| --- | --- | --- |"]

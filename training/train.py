@@ -69,6 +69,13 @@ class ModelArguments:
     evidence_weight: float = field(
         default=1.0, metadata={"help": "Weight of the sentence-level loss on quoted evidence (0: off)."}
     )
+    weights_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "Weights on disk: float32, or float16 for half the size.",
+            "choices": ["float32", "float16"],
+        },
+    )
     name: str = field(default="naba", metadata={"help": "Model name reported by the service."})
     version: str | None = field(default=None, metadata={"help": "Model version (default: a UTC timestamp)."})
     description: str = field(default="", metadata={"help": "First paragraph of the model card."})
@@ -301,7 +308,7 @@ def main(argv: list[str] | None = None) -> Path:
         tune_on_dev(predictor, dev_records)
         config.metrics = evaluate(predictor, dev_records, data_args.eval_summary_sentences)
         config.metrics["data"] = ", ".join(data_args.dev or [])
-    return save_artifact(model, tokenizer, config, output)
+    return save_artifact(model, tokenizer, config, output, model_args.weights_dtype)
 
 
 def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:

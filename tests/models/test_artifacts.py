@@ -47,6 +47,19 @@ def test_save_then_load_keeps_outputs(predictor: Predictor, tmp_path: Path) -> N
     assert a.summary_indices == b.summary_indices
 
 
+def test_float16_weights_halve_the_file_and_keep_the_outputs(predictor: Predictor, tmp_path: Path) -> None:
+    config = read_config_copy(predictor)
+    full = save_artifact(predictor.model, predictor.tokenizer, config, tmp_path / "fp32")
+    half = save_artifact(predictor.model, predictor.tokenizer, read_config_copy(predictor), tmp_path / "fp16",
+                         weights_dtype="float16")  # fmt: skip
+    size = {p.name: (p / "model.safetensors").stat().st_size for p in (full, half)}
+    assert size["fp16"] < 0.6 * size["fp32"]
+    loaded = Predictor.from_dir(half, device="cpu")
+    assert next(loaded.model.parameters()).dtype == torch.float32  # cast back for CPU inference
+    article = [Article(NEGATIVES[2])]
+    assert loaded.analyze(article)[0].scores == pytest.approx(predictor.analyze(article)[0].scores, abs=2e-3)
+
+
 def test_save_refuses_an_existing_directory(predictor: Predictor, tmp_path: Path) -> None:
     (tmp_path / "taken").mkdir()
     with pytest.raises(ArtifactError, match="already exists"):
