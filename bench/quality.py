@@ -5,10 +5,14 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   thresholds tuned on dev exactly as `naba train` tunes Naba's
   each --model    a Naba artifact, through the same predictor the service uses
-  each --fine-tune  an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
+  --fine-tune E   an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
                   and the first --bbc-train BBC summary pairs; with --random-twin, the same architecture and
                   vocabulary from random weights is fine-tuned by the same recipe, so the pretraining's effect
                   is the difference between the two rows
+  --ablation N=F  the first --fine-tune encoder trained with extra files F too (e.g. weak labels): what one
+                  source of training signal adds, against the plain --fine-tune row
+Model rows also show the mean expected calibration error (ECE, also for TF-IDF's probabilities) and the
+evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`).
 
 Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3 and each model at 1 and 3
 sentences. Thresholds tuned on dev flatter every tuned row equally; the held-out test set decides.
@@ -39,7 +43,7 @@ from models.predictor import Predictor
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
 from training.data import Record, read_records
 from training.evaluate import evaluate
-from training.metrics import classification_report, tune_thresholds
+from training.metrics import classification_report, expected_calibration_error, tune_thresholds
 from training.rouge import rouge
 from training.train import main as naba_train
 
@@ -56,10 +60,14 @@ def truth(records: list[Record]) -> np.ndarray:
     return np.array([[int(lbl in (r.labels or ())) for lbl in LABELS] for r in records])
 
 
-def report_row(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | str]:
+def report_row(
+    name: str, y_true: np.ndarray, y_pred: np.ndarray, probs: np.ndarray | None = None
+) -> dict[str, float | str]:
     rep = classification_report(y_true, y_pred, LABELS)
     row: dict[str, float | str] = {"system": name, "macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"]}
     row.update({lbl: rep["per_label"][lbl]["f1"] for lbl in LABELS})
+    row["ECE"] = expected_calibration_error(probs, y_true)[1] if probs is not None else "—"
+    row["evidence"] = "—"
     return row
 
 
@@ -69,7 +77,9 @@ def keyword_rules(dev: list[Record]) -> np.ndarray:
     return np.array([[int(bool(patterns[lbl].search(t))) for lbl in LABELS] for t in folded])
 
 
-def tfidf_lr(train: list[Record], dev: list[Record]) -> np.ndarray:
+def tfidf_lr(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """Decisions at thresholds tuned on dev, and the probabilities (for calibration)."""
+
     def texts(records: list[Record]) -> list[str]:
         return [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in records]
 
@@ -85,7 +95,7 @@ def tfidf_lr(train: list[Record], dev: list[Record]) -> np.ndarray:
         )
         model.fit(texts(train), y_train[:, k])
         probs[:, k] = model.predict_proba(texts(dev))[:, 1]
-    return (probs >= tune_thresholds(probs, y_dev)).astype(int)
+    return (probs >= tune_thresholds(probs, y_dev)).astype(int), probs
 
 
 def lead(records: list[Record], n: int) -> dict[str, float]:
@@ -137,6 +147,13 @@ def main() -> None:
     parser.add_argument(
         "--random-twin", action="store_true", help="Also fine-tune each encoder's random twin."
     )
+    parser.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="NAME=FILE[,FILE]",
+        help="Also fine-tune the first --fine-tune encoder with these extra training files (repeatable).",
+    )
     parser.add_argument("--epochs", type=float, default=3.0, help="Fine-tuning epochs.")
     parser.add_argument("--bbc-train", type=int, default=1000, help="BBC summary pairs added to fine-tuning.")
     parser.add_argument(
@@ -152,7 +169,7 @@ def main() -> None:
 
     rows = [
         report_row("keyword rules", y_dev, keyword_rules(dev)),
-        report_row("TF-IDF + LR", y_dev, tfidf_lr(train, dev)),
+        report_row("TF-IDF + LR", y_dev, *tfidf_lr(train, dev)),
     ]
     summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)}]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="naba-quality-"))
@@ -169,10 +186,13 @@ def main() -> None:
             runs = [(f"fine-tuned {encoder}", encoder)]
             if args.random_twin:
                 runs.append(("same, random weights", random_twin(encoder, workdir / f"twin{i}")))
-            for j, (name, base) in enumerate(runs):
+            if i == 0:  # training-signal ablations: the first encoder with extra training files
+                for name, files in (a.split("=", 1) for a in args.ablation):
+                    runs.append((f"+ {name}", encoder, [Path(f) for f in files.split(",")]))
+            for j, (name, base, *extra) in enumerate(runs):
                 output = workdir / f"model{i}-{j}"
                 if not output.exists():
-                    fine_tune(base, train_files, dev_files, output, args.epochs)
+                    fine_tune(base, train_files + (extra[0] if extra else []), dev_files, output, args.epochs)
                 models.append((name, output))
     models += [(str(path), path) for path in args.model]
     for label, path in models:
@@ -180,14 +200,15 @@ def main() -> None:
         name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
         metrics = evaluate(predictor, dev)
         rows.append({"system": name, "macro_f1": metrics["macro_f1"], "micro_f1": metrics["micro_f1"],
-                     **{lbl: metrics["per_label"][lbl]["f1"] for lbl in LABELS}})  # fmt: skip
+                     **{lbl: metrics["per_label"][lbl]["f1"] for lbl in LABELS},
+                     "ECE": metrics["ece"]["mean"], "evidence": metrics.get("evidence_hit_rate_all", "—")})  # fmt: skip
         for n in (1, 3):
             summaries.append(
                 {"system": f"{name} @{n}", **evaluate(predictor, bbc, summary_sentences=n)["rouge"]}
             )
 
     print(f"## Tagging: train {len(train)}, dev {len(dev)} articles (F1)\n")
-    columns = ["system", "macro_f1", "micro_f1", *LABELS]
+    columns = ["system", "macro_f1", "micro_f1", *LABELS, "ECE", "evidence"]
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
     for row in rows:
         print("| " + " | ".join(fmt(row[c]) for c in columns) + " |")
