@@ -2,6 +2,7 @@
 
 Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   keyword rules   regular expressions written from the annotation guide, no training
+  weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   thresholds tuned on dev exactly as `naba train` tunes Naba's
   each --model    a Naba artifact, through the same predictor the service uses
@@ -41,6 +42,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from models.predictor import Predictor
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
+from training import weak
 from training.data import Record, read_records
 from training.evaluate import evaluate
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds
@@ -75,6 +77,15 @@ def keyword_rules(dev: list[Record]) -> np.ndarray:
     folded = [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in dev]
     patterns = {lbl: re.compile(normalize(p, FOLD_ALL)) for lbl, p in RULES.items()}
     return np.array([[int(bool(patterns[lbl].search(t))) for lbl in LABELS] for t in folded])
+
+
+def weak_labeller(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
+    """`naba weak-label`'s label model (guide rules, accuracies fitted on train) as a classifier: its
+    probabilities, with thresholds tuned on dev like every other tuned row."""
+    model = weak.LabelModel.fit(train)
+    votes = [weak.article_votes(r) for r in dev]
+    probs = np.array([[model.probability(v, lbl) for lbl in LABELS] for v in votes])
+    return (probs >= tune_thresholds(probs, truth(dev))).astype(int), probs
 
 
 def tfidf_lr(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -169,6 +180,7 @@ def main() -> None:
 
     rows = [
         report_row("keyword rules", y_dev, keyword_rules(dev)),
+        report_row("weak labeller (guide rules)", y_dev, *weak_labeller(train, dev)),
         report_row("TF-IDF + LR", y_dev, *tfidf_lr(train, dev)),
     ]
     summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)}]
