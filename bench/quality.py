@@ -3,6 +3,7 @@
 Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   keyword rules   regular expressions written from the annotation guide, no training
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
+  + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   thresholds tuned on dev exactly as `naba train` tunes Naba's
   each --model    a Naba artifact, through the same predictor the service uses
@@ -35,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline, make_union
+from sklearn.pipeline import make_union
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from models.predictor import Predictor
@@ -88,24 +90,39 @@ def weak_labeller(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, n
     return (probs >= tune_thresholds(probs, truth(dev))).astype(int), probs
 
 
-def tfidf_lr(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """Decisions at thresholds tuned on dev, and the probabilities (for calibration)."""
+def rule_features(records: list[Record]) -> np.ndarray:
+    """One 0/1 column per labelling function of `naba weak-label`: did it fire anywhere in the article."""
+    names = [lf.name for lf in weak.LABELLING_FUNCTIONS]
+    rows = []
+    for record in records:
+        votes = weak.article_votes(record)
+        fired = {name for label in LABELS for name in weak.fired_functions(votes, label)}
+        rows.append([float(name in fired) for name in names])
+    return np.array(rows)
+
+
+def tfidf_lr(
+    train: list[Record], dev: list[Record], with_rules: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decisions at thresholds tuned on dev, and the probabilities (for calibration). `with_rules` adds the
+    labelling functions' votes as features: what the guide's rules add to a bag of n-grams."""
 
     def texts(records: list[Record]) -> list[str]:
         return [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in records]
 
+    vectorizer = make_union(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True),
+    )
+    x_train, x_dev = vectorizer.fit_transform(texts(train)), vectorizer.transform(texts(dev))
+    if with_rules:
+        x_train = sparse.hstack([x_train, sparse.csr_matrix(rule_features(train))]).tocsr()
+        x_dev = sparse.hstack([x_dev, sparse.csr_matrix(rule_features(dev))]).tocsr()
     y_train, y_dev = truth(train), truth(dev)
     probs = np.zeros(y_dev.shape, dtype=float)
     for k in range(len(LABELS)):
-        model = make_pipeline(
-            make_union(
-                TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True),
-            ),
-            LogisticRegression(C=10.0, class_weight="balanced", max_iter=2000),
-        )
-        model.fit(texts(train), y_train[:, k])
-        probs[:, k] = model.predict_proba(texts(dev))[:, 1]
+        model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
+        probs[:, k] = model.fit(x_train, y_train[:, k]).predict_proba(x_dev)[:, 1]
     return (probs >= tune_thresholds(probs, y_dev)).astype(int), probs
 
 
@@ -182,6 +199,7 @@ def main() -> None:
         report_row("keyword rules", y_dev, keyword_rules(dev)),
         report_row("weak labeller (guide rules)", y_dev, *weak_labeller(train, dev)),
         report_row("TF-IDF + LR", y_dev, *tfidf_lr(train, dev)),
+        report_row("TF-IDF + LR + guide-rule features", y_dev, *tfidf_lr(train, dev, with_rules=True)),
     ]
     summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)}]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="naba-quality-"))
