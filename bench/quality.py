@@ -11,8 +11,9 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
                   and the first --bbc-train BBC summary pairs; with --random-twin, the same architecture and
                   vocabulary from random weights is fine-tuned by the same recipe, so the pretraining's effect
                   is the difference between the two rows
-  --ablation N=F  the first --fine-tune encoder trained with extra files F too (e.g. weak labels): what one
-                  source of training signal adds, against the plain --fine-tune row
+  --ablation N=I  the first --fine-tune encoder trained with extra files and/or `naba train` flags I too
+                  (weak labels, --rule-features): what one source of training signal adds, against the plain
+                  --fine-tune row
 Model rows also show the mean expected calibration error (ECE, also for TF-IDF's probabilities) and the
 evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`).
 
@@ -144,9 +145,12 @@ def random_twin(encoder: str, output: Path, seed: int = 0) -> Path:
     return output
 
 
-def fine_tune(encoder: str | Path, train_files: list[Path], dev: Path, output: Path, epochs: float) -> Path:
-    """`naba train` with the bench recipe; thresholds are tuned on dev, as for the shipped model."""
-    args = ["--train", *map(str, train_files), "--dev", str(dev), "--base-model", str(encoder)]
+def fine_tune(
+    encoder: str | Path, train_files: list[Path], dev: Path, output: Path, epochs: float, flags: list[str]
+) -> Path:
+    """`naba train` with the bench recipe (plus `flags`); thresholds are tuned on dev, as for the shipped
+    model."""
+    args = ["--train", *map(str, train_files), "--dev", str(dev), "--base-model", str(encoder), *flags]
     return naba_train([*args, "--output", str(output), "--num_train_epochs", str(epochs), *FINE_TUNE_ARGS])
 
 
@@ -179,8 +183,9 @@ def main() -> None:
         "--ablation",
         action="append",
         default=[],
-        metavar="NAME=FILE[,FILE]",
-        help="Also fine-tune the first --fine-tune encoder with these extra training files (repeatable).",
+        metavar="NAME=ITEM[,ITEM]",
+        help="Also fine-tune the first --fine-tune encoder with extra training files and/or `naba train` flags "
+        "(items starting with --), e.g. 'weak labels=weak.jsonl' or 'rule features=--rule-features' (repeatable).",
     )
     parser.add_argument("--epochs", type=float, default=3.0, help="Fine-tuning epochs.")
     parser.add_argument("--bbc-train", type=int, default=1000, help="BBC summary pairs added to fine-tuning.")
@@ -213,16 +218,27 @@ def main() -> None:
         dev_files = workdir / "dev.jsonl"
         dev_files.write_text((args.data_dir / "labelled" / "dev.jsonl").read_text("utf-8"), "utf-8")
         for i, encoder in enumerate(args.fine_tune):
-            runs = [(f"fine-tuned {encoder}", encoder)]
+            runs = [(f"fine-tuned {encoder}", f"pretrained{i}", encoder, [], [])]
             if args.random_twin:
-                runs.append(("same, random weights", random_twin(encoder, workdir / f"twin{i}")))
-            if i == 0:  # training-signal ablations: the first encoder with extra training files
-                for name, files in (a.split("=", 1) for a in args.ablation):
-                    runs.append((f"+ {name}", encoder, [Path(f) for f in files.split(",")]))
-            for j, (name, base, *extra) in enumerate(runs):
-                output = workdir / f"model{i}-{j}"
+                twin = random_twin(encoder, workdir / f"twin{i}")
+                runs.append(("same, random weights", f"random{i}", twin, [], []))
+            if i == 0:  # training-signal ablations: the first encoder with extra training files or flags
+                for name, items in (a.split("=", 1) for a in args.ablation):
+                    flags = [x for x in items.split(",") if x.startswith("--")]
+                    files = [Path(x) for x in items.split(",") if not x.startswith("--")]
+                    runs.append(
+                        (
+                            f"+ {name}",
+                            "ablation-" + re.sub(r"\W+", "-", name).strip("-"),
+                            encoder,
+                            files,
+                            flags,
+                        )
+                    )
+            for name, key, base, files, flags in runs:
+                output = workdir / key  # an existing model is reused: rerun with other rows cheaply
                 if not output.exists():
-                    fine_tune(base, train_files + (extra[0] if extra else []), dev_files, output, args.epochs)
+                    fine_tune(base, train_files + files, dev_files, output, args.epochs, flags)
                 models.append((name, output))
     models += [(str(path), path) for path in args.model]
     for label, path in models:

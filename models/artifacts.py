@@ -36,6 +36,7 @@ from models.errors import ArtifactError
 from models.modeling import HeadConfig, NabaModel
 from models.preprocessing import PreprocessConfig
 from models.results import OPERATING_POINTS
+from models.rules import RULES_VERSION, unknown_rule_features
 
 logger = logging.getLogger(__name__)
 
@@ -99,17 +100,21 @@ class NabaConfig:
                 raise ArtifactError(f"{len(self.labels)} labels but {len(thresholds)} {point} thresholds")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["heads"] and not data["heads"]["rule_features"]:
+            # Without rule features, the heads are written as before they existed: older Naba reads them.
+            del data["heads"]["rule_features"], data["heads"]["rules_version"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NabaConfig:
         data = dict(data)
         data["window"] = WindowConfig(**data.get("window", {}))
-        data["heads"] = HeadConfig(**data["heads"]) if data.get("heads") else None
         data["preprocessing"] = PreprocessConfig.from_dict(data.get("preprocessing", {}))
         try:
+            data["heads"] = HeadConfig(**data["heads"]) if data.get("heads") else None
             return cls(**data)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ArtifactError(f"{NABA_CONFIG} does not match this version of Naba: {exc}") from exc
 
 
@@ -208,6 +213,24 @@ def verify_checksums(path: Path) -> None:
             raise ArtifactError(f"{file} does not match its checksum; the artifact is corrupt")
 
 
+def check_rule_features(heads: HeadConfig, path: Path) -> None:
+    """Refuse a model that reads rule features this version of `models.rules` cannot compute; warn when they
+    were computed by another version of the rules (a function may now match other sentences)."""
+    if unknown := unknown_rule_features(heads.rule_features):
+        raise ArtifactError(
+            f"{path} reads rule features that this version of Naba does not have: {unknown} (the model was "
+            f"trained with rules version {heads.rules_version}, this Naba has {RULES_VERSION}); retrain it, "
+            "or serve it with the Naba version it was trained with"
+        )
+    if heads.rule_features and heads.rules_version != RULES_VERSION:
+        logger.warning(
+            "%s was trained with rules version %s, this Naba has %s: its rule features may read differently",
+            path,
+            heads.rules_version,
+            RULES_VERSION,
+        )
+
+
 def load_artifact(
     path: str | Path, device: torch.device | str = "cpu"
 ) -> tuple[NabaModel, PreTrainedTokenizerBase, NabaConfig]:
@@ -228,6 +251,7 @@ def load_artifact(
         logger.warning("artifact written by naba %s, running naba %s", saved, naba_version())
     if config.heads is None:
         raise ArtifactError(f"{path / NABA_CONFIG} has no head configuration")
+    check_rule_features(config.heads, path)
     encoder_config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     model = NabaModel(AutoModel.from_config(encoder_config, trust_remote_code=False), config.heads)
     try:

@@ -60,6 +60,18 @@ def _decisions(config: NabaConfig) -> str:
     return "\n".join([calibration, "- Operating points (per-label thresholds, chosen per request):", *points])
 
 
+def _rules_line(config: NabaConfig) -> str:
+    """Whether the tags also read the annotation guide's rules, and which ones."""
+    names = config.heads.rule_features if config.heads else ()
+    if not names:
+        return "- Rule features: none; tags come from the text alone."
+    version = config.heads.rules_version if config.heads else None
+    return (
+        f"- Rule features: reads {len(names)} labelling functions of the annotation guide (rules version "
+        f"{version}), one 0/1 input each (did it fire in the article), weighted into the tag scores."
+    )
+
+
 def render_card(config: NabaConfig) -> str:
     """Fill the card from `config`: what the model is, how it was made, how well it does, where it fails."""
     metrics = config.metrics or {}
@@ -70,6 +82,7 @@ def render_card(config: NabaConfig) -> str:
 
 - Labels: {", ".join(f"`{lbl}`" for lbl in config.labels)} (multi-label)
 {_decisions(config)}
+{_rules_line(config)}
 - Base encoder: `{config.base_model}`
 - Windows: {config.window.max_length} tokens, {config.window.overlap} overlapping; every sentence is scored.
 - Preprocessing: `{config.preprocessing.to_dict()}`

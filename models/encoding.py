@@ -4,7 +4,8 @@ BERT reads at most `max_length` tokens; news articles are often longer. Each art
 *segments* (the title, then every body sentence), tokenised and laid end to end, then cut into overlapping
 windows of `max_length` tokens. Every token lands in at least one window, and each window position remembers
 which segment its token came from, so the model can pool token states back into one vector per sentence.
-Training and the predictor both go through `encode_article` and `collate`: they cannot disagree.
+Training and the predictor both go through `encode_article` and `collate`: they cannot disagree. That holds for
+a model's rule features too (`models.rules`): asked for by name, computed from the raw title and text.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from models.preprocessing import PreprocessConfig, normalize, sentence_spans
 from models.results import Article
+from models.rules import rule_features as compute_rule_features
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class EncodedArticle:
     n_title: int
     windows: list[list[int]]  # token ids with [CLS] ... [SEP]
     window_segments: list[list[int]]  # segment index per window position; -1 for [CLS]/[SEP]
+    rule_features: list[float] | None = None  # 0/1 per asked labelling function; None when not asked
 
     @property
     def n_segments(self) -> int:
@@ -60,11 +63,17 @@ def encode_article(
     preprocess: PreprocessConfig,
     window: WindowConfig,
     max_windows: int | None = None,
+    rule_features: Sequence[str] = (),
 ) -> EncodedArticle:
     """Split, normalise, tokenise and window one article.
 
     Args:
         max_windows: keep only the first windows (training uses this to bound cost; inference never does).
+        rule_features: names of the labelling functions whose features the model reads (its
+            `heads.rule_features`), computed on the whole article whatever `max_windows` keeps; empty: none.
+
+    Raises:
+        KeyError: a rule feature name this version of `models.rules` does not know.
     """
     sentences = [article.text[a:b] for a, b in sentence_spans(article.text)]
     title = normalize(article.title or "", preprocess)
@@ -92,7 +101,8 @@ def encode_article(
         if start + content >= len(flat_ids) or (max_windows and len(windows) >= max_windows):
             break
         start += stride
-    return EncodedArticle(sentences, n_title, windows, window_segments)
+    features = compute_rule_features(article.text, article.title, rule_features) if rule_features else None
+    return EncodedArticle(sentences, n_title, windows, window_segments, features)
 
 
 def collate(
@@ -109,6 +119,10 @@ def collate(
         segment_mask: `(B, S)` True where a segment exists and was encoded.
         body_mask: `(B, S)` True for body sentences (candidates for evidence and summary).
         position: `(B, S)` a sentence's index in the article body, clipped to `max_positions - 1`.
+        rule_features: `(B, F)` float, only when the articles were encoded with rule features.
+
+    Raises:
+        ValueError: some articles have rule features and others do not, or not as many.
     """
     n_batch = len(articles)
     n_seg = max(a.n_segments for a in articles)
@@ -136,7 +150,7 @@ def collate(
             max=max_positions - 1
         )
     body_mask &= segment_mask
-    return {
+    batch = {
         "input_ids": input_ids,
         "attention_mask": attention_mask,
         "token_segment": token_segment,
@@ -144,3 +158,9 @@ def collate(
         "body_mask": body_mask,
         "position": position,
     }
+    features = [a.rule_features for a in articles]
+    if any(f is not None for f in features):
+        if any(f is None for f in features) or len({len(f) for f in features if f is not None}) != 1:
+            raise ValueError("either every article of a batch has the same rule features, or none has")
+        batch["rule_features"] = torch.tensor(features, dtype=torch.float)  # (B, F)
+    return batch

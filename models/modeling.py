@@ -5,6 +5,7 @@ windows ──encoder──► token states ──mean per sentence──► sen
                                                            ├─ label head ──► sentence label logits (B, S, K)
                                                            │      └─ softmax-weighted pooling ─► article logits (B, K)
                                                            └─ + position ─► summary head ──► summary logits (B, S)
+rule features (B, F) ──rule head──► added to the article logits (B, K)          (only with `--rule-features`)
 ```
 
 Article tags are pooled from sentence-level label scores (multiple-instance learning), so the sentences that
@@ -12,11 +13,17 @@ drive a tag are the evidence for it, with no second model. Where the training da
 label, the sentence scores are also trained directly: quoted sentences are positives for their label, and
 every sentence of an article without a label is a negative for it. The summary head scores each body sentence
 BertSum-style, trained on oracle sentences picked by ROUGE against reference summaries.
+
+A model may also read the annotation guide's rules (`models.rules`): one 0/1 feature per labelling function,
+did it fire in the article. A linear rule head maps them to a term added to the article logits. It starts at
+zero, so fine-tuning starts from the text model and learns how much each rule is worth; sentence scores, and
+so evidence, stay the text model's.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -34,6 +41,15 @@ class HeadConfig:
     dropout: float = 0.1
     summary_weight: float = 1.0  # weight of the summary loss against the tagging loss
     evidence_weight: float = 1.0  # weight of the sentence-level evidence loss
+    # Labelling functions (`models.rules`) whose 0/1 "fired in the article" features the rule head reads, in
+    # input order; empty: no rule head. `rules_version` is the `RULES_VERSION` they were computed with.
+    rule_features: tuple[str, ...] = ()
+    rules_version: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule_features", tuple(self.rule_features))  # a JSON list becomes a tuple
+        if len(set(self.rule_features)) != len(self.rule_features):
+            raise ValueError(f"rule_features has duplicate names: {list(self.rule_features)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,6 +68,17 @@ class NabaModel(nn.Module):
         self.position = nn.Embedding(heads.max_positions, hidden)
         self.summary_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
         nn.init.zeros_(self.position.weight)
+        self.rule_head: nn.Linear | None = None
+        if heads.rule_features:
+            self.rule_head = self._zero_linear(len(heads.rule_features), heads.num_labels)
+
+    @staticmethod
+    def _zero_linear(n_in: int, n_out: int) -> nn.Linear:
+        """A linear layer that outputs zeros until trained: a new rule head leaves the text model's logits."""
+        layer = nn.Linear(n_in, n_out)
+        nn.init.zeros_(layer.weight)
+        nn.init.zeros_(layer.bias)
+        return layer
 
     @staticmethod
     def length_groups(lengths: torch.Tensor, slack: float = 0.75, max_group: int = 64) -> list[torch.Tensor]:
@@ -121,6 +148,7 @@ class NabaModel(nn.Module):
         summary_mask: torch.Tensor | None = None,
         evidence_labels: torch.Tensor | None = None,
         evidence_mask: torch.Tensor | None = None,
+        rule_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Score an encoded batch (see `models.encoding.collate`); with targets, also return the loss.
 
@@ -130,6 +158,8 @@ class NabaModel(nn.Module):
                 that have a reference summary.
             evidence_labels: `(B, S, K)` sentence-level targets; `evidence_mask` `(B, S, K)` marks the cells
                 that have one (quoted sentences of a gold label, all sentences of an absent label).
+            rule_features: `(B, F)` 0/1 features in `heads.rule_features` order; required with a rule head,
+                refused without one.
         """
         n_batch, n_seg = segment_mask.shape
         vectors = self.sentence_vectors(input_ids, attention_mask, token_segment, n_batch * n_seg)
@@ -139,6 +169,7 @@ class NabaModel(nn.Module):
         masked = sentence_logits.masked_fill(~segment_mask.unsqueeze(-1), float("-inf"))
         weights = torch.softmax(masked, dim=1).nan_to_num(0.0)  # (B, S, K); all-masked rows give 0
         doc_logits = (weights * sentence_logits).sum(dim=1)  # (B, K)
+        doc_logits = doc_logits + self._rule_logits(rule_features, n_batch, doc_logits)
 
         summary_logits = self.summary_head(vectors + self.position(position)).squeeze(-1)  # (B, S)
         summary_logits = summary_logits.masked_fill(~body_mask, -1e4)
@@ -156,6 +187,20 @@ class NabaModel(nn.Module):
                 evidence_mask,
             )
         return out
+
+    def _rule_logits(
+        self, rule_features: torch.Tensor | None, n_batch: int, doc_logits: torch.Tensor
+    ) -> torch.Tensor | float:
+        """The rule head's `(B, K)` term of the article logits, or 0.0 for a model without one."""
+        if self.rule_head is None:
+            if rule_features is not None:
+                raise ValueError("rule_features were given, but this model has no rule head")
+            return 0.0
+        expected = (n_batch, len(self.heads.rule_features))
+        if rule_features is None or tuple(rule_features.shape) != expected:
+            got = None if rule_features is None else tuple(rule_features.shape)
+            raise ValueError(f"this model reads rule features: rule_features must be {expected}, got {got}")
+        return self.rule_head(rule_features.to(doc_logits.dtype))  # (B, K)
 
     def _loss(
         self,
@@ -189,14 +234,42 @@ class NabaModel(nn.Module):
         return loss
 
     def grow_labels(self, old_labels: list[str], new_labels: list[str]) -> None:
-        """Resize the label head to `new_labels`, keeping the trained row of every label that stays."""
-        old = self.label_head
-        head = nn.Linear(old.in_features, len(new_labels)).to(old.weight.device, old.weight.dtype)
+        """Resize the label head (and the rule head) to `new_labels`, keeping the trained row of every label
+        that stays. A new label's rule-head row starts at zero, like a new rule head."""
+        self.label_head = self._grown(self.label_head, old_labels, new_labels)
+        if self.rule_head is not None:
+            self.rule_head = self._grown(self.rule_head, old_labels, new_labels, zero=True)
+        self.heads = replace(self.heads, num_labels=len(new_labels))
+
+    @staticmethod
+    def _grown(old: nn.Linear, old_labels: list[str], new_labels: list[str], zero: bool = False) -> nn.Linear:
+        """`old` with one output row per label of `new_labels`: the trained row of each label that stays."""
+        n_in, n_out = old.in_features, len(new_labels)
+        head = NabaModel._zero_linear(n_in, n_out) if zero else nn.Linear(n_in, n_out)
+        head = head.to(old.weight.device, old.weight.dtype)
         with torch.no_grad():
             for i, label in enumerate(new_labels):
                 if label in old_labels:
                     j = old_labels.index(label)
                     head.weight[i] = old.weight[j]
                     head.bias[i] = old.bias[j]
-        self.label_head = head
-        self.heads = HeadConfig(**{**self.heads.to_dict(), "num_labels": len(new_labels)})
+        return head
+
+    def set_rule_features(self, names: Sequence[str], rules_version: str | None) -> None:
+        """Read the rule features `names` from now on, keeping the learnt column of every feature that stays;
+        a new feature starts at zero weight. Empty `names` removes the rule head."""
+        old_names, old = list(self.heads.rule_features), self.rule_head
+        version = rules_version if names else None
+        self.heads = replace(self.heads, rule_features=tuple(names), rules_version=version)
+        if not names:
+            self.rule_head = None
+            return
+        head = self._zero_linear(len(names), self.heads.num_labels)
+        head = head.to(self.label_head.weight.device, self.label_head.weight.dtype)
+        if old is not None:
+            with torch.no_grad():
+                head.bias.copy_(old.bias)
+                for i, name in enumerate(names):
+                    if name in old_names:
+                        head.weight[:, i] = old.weight[:, old_names.index(name)]
+        self.rule_head = head

@@ -1,7 +1,8 @@
 """The CPU fast path: the encoder exported to ONNX and run by ONNX Runtime, optionally with int8 weights.
 
 The encoder is nearly all of the compute; the heads over sentence vectors are tiny, so only the encoder is
-exported and the heads stay in torch. `naba export` writes, inside the artifact::
+exported and the heads (the rule head of a `--rule-features` model included) stay in torch. `naba export`
+writes, inside the artifact::
 
     onnx/encoder.onnx        input_ids, attention_mask (batch, sequence) -> last_hidden_state, fp32
     onnx/encoder.int8.onnx   the same with int8 weights (dynamic quantisation), with --quantize int8

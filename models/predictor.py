@@ -240,7 +240,14 @@ class Predictor:
         }
 
     def encode(self, article: Article) -> EncodedArticle:
-        return encode_article(article, self.tokenizer, self.config.preprocessing, self.config.window)
+        """Windows of one article, and the rule features its model reads (`heads.rule_features`), if any."""
+        return encode_article(
+            article,
+            self.tokenizer,
+            self.config.preprocessing,
+            self.config.window,
+            rule_features=self.model.heads.rule_features,
+        )
 
     def _passes(self, encoded: list[EncodedArticle]) -> Iterator[list[int]]:
         """Group article indices so that one forward pass holds at most `max_windows_per_pass` windows."""

@@ -1,7 +1,8 @@
 """Shared fixtures: a tiny encoder and a tiny fine-tuned Naba model, built offline once per session.
 
 The encoder is a 2-layer, 32-wide BERT with random weights and a WordPiece vocabulary trained on the seed
-articles; the model is fine-tuned from it for a few steps. Nothing is downloaded (HF_HUB_OFFLINE=1).
+articles; the model is fine-tuned from it for a few steps (a twin also reads rule features). Nothing is
+downloaded (HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train
     output = tmp_path_factory.mktemp("models") / "tiny"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
     return main([*args, "--output", str(output), *TRAIN_ARGS])
+
+
+@pytest.fixture(scope="session")
+def rules_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
+    """The same tiny artifact trained with `--rule-features`: it also reads the guide's labelling functions."""
+    from training.train import main
+
+    output = tmp_path_factory.mktemp("models") / "tiny-rules"
+    args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
+    return main([*args, "--output", str(output), *TRAIN_ARGS, "--rule-features"])
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ Reads top to bottom like HF's `run_classification.py`: parse → logging → see
 `datasets.map` → `Trainer` → calibration and thresholds tuned on dev → evaluation → artifact. Records with
 `labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
 may hold either or both. With `--init-from` it continues from an existing artifact, and the label set may
-grow.
+grow. With `--rule-features` the model also reads the annotation guide's rules (`models.rules`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,16 +25,18 @@ from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, Tr
 
 from models.artifacts import NabaConfig, load_artifact, save_artifact
 from models.encoding import EncodedArticle, WindowConfig, collate, encode_article
-from models.errors import ArtifactError
+from models.errors import ArtifactError, DataError
 from models.modeling import HeadConfig, NabaModel
 from models.predictor import Predictor, resolve_device
 from models.preprocessing import PreprocessConfig
 from models.results import Article
+from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
 from training.calibration import fit_calibration
 from training.data import Record, data_hash, label_set, read_records, to_dataset
 from training.evaluate import evaluate, evidence_hit
 from training.metrics import tune_thresholds
 from training.rouge import oracle_indices
+from training.weak import LabelModel
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +71,14 @@ class ModelArguments:
     summary_weight: float = field(default=1.0, metadata={"help": "Weight of the summary loss."})
     evidence_weight: float = field(
         default=1.0, metadata={"help": "Weight of the sentence-level loss on quoted evidence (0: off)."}
+    )
+    rule_features: bool = field(
+        default=False,
+        metadata={
+            "help": "Also read one 0/1 feature per labelling function of the annotation guide (models/rules.py): "
+            "did it fire in the article. With --init-from, a model that reads them keeps them without this flag; "
+            "with it, it reads every current function (learnt weights kept, new ones start at zero)."
+        },
     )
     weights_dtype: str = field(
         default="float32",
@@ -104,7 +115,13 @@ class TrainingCollator:
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         encoded = [
-            EncodedArticle([""] * r["n_sentences"], r["n_title"], r["windows"], r["window_segments"])
+            EncodedArticle(
+                [""] * r["n_sentences"],
+                r["n_title"],
+                r["windows"],
+                r["window_segments"],
+                r.get("rule_features"),
+            )
             for r in rows
         ]
         batch = collate(encoded, self.pad_token_id, self.max_positions)
@@ -187,8 +204,10 @@ def encode_records(
     window: WindowConfig,
     model_args: ModelArguments,
     data_args: DataArguments,
+    rule_features: Sequence[str] = (),
 ) -> Any:
-    """`datasets.map` the records into windows, label targets and oracle summary sentences."""
+    """`datasets.map` the records into windows, label targets and oracle summary sentences; with
+    `rule_features` (the model's `heads.rule_features`), also those features, in that order."""
 
     def encode(row: dict[str, Any]) -> dict[str, Any]:
         art = encode_article(
@@ -197,6 +216,7 @@ def encode_records(
             preprocess,
             window,
             model_args.max_train_windows,
+            rule_features,
         )
         oracle = (
             oracle_indices(art.sentences, row["summary"], data_args.oracle_sentences)
@@ -211,7 +231,9 @@ def encode_records(
             else []
             for lbl in labels
         ]
+        features = {"rule_features": art.rule_features} if rule_features else {}
         return {
+            **features,
             "windows": art.windows,
             "window_segments": art.window_segments,
             "n_title": art.n_title,
@@ -245,6 +267,9 @@ def main(argv: list[str] | None = None) -> Path:
         model, tokenizer, previous = load_artifact(model_args.init_from)
         labels = choose_labels(train_records, model_args.labels, previous.labels)
         model.grow_labels(previous.labels, labels)
+        if model_args.rule_features or model.heads.rule_features:  # recomputed by this version's rules
+            names = rule_feature_names() if model_args.rule_features else model.heads.rule_features
+            model.set_rule_features(names, RULES_VERSION)
         base_model, window, preprocess = previous.base_model, previous.window, previous.preprocessing
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_args.base_model, trust_remote_code=False)
@@ -256,14 +281,25 @@ def main(argv: list[str] | None = None) -> Path:
                 num_labels=len(labels),
                 summary_weight=model_args.summary_weight,
                 evidence_weight=model_args.evidence_weight,
+                rule_features=tuple(rule_feature_names()) if model_args.rule_features else (),
+                rules_version=RULES_VERSION if model_args.rule_features else None,
             ),
         )
         base_model, preprocess = model_args.base_model, PreprocessConfig()
         max_length = min(model_args.max_length, encoder.config.max_position_embeddings)
         window = WindowConfig(max_length, min(model_args.window_overlap, (max_length - 2) // 2))
     logger.info("labels: %s", labels)
+    rule_features = model.heads.rule_features
+    if rule_features:
+        logger.info(
+            "rule features: %d labelling functions, rules version %s", len(rule_features), RULES_VERSION
+        )
+        if not model_args.init_from:
+            rule_head_from_label_model(model, labels, train_records)
 
-    train_set = encode_records(train_records, labels, tokenizer, preprocess, window, model_args, data_args)
+    train_set = encode_records(
+        train_records, labels, tokenizer, preprocess, window, model_args, data_args, rule_features
+    )
     output.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.train.", dir=output.parent))
     training_args.output_dir = str(workdir)
@@ -309,6 +345,28 @@ def main(argv: list[str] | None = None) -> Path:
         config.metrics = evaluate(predictor, dev_records, data_args.eval_summary_sentences)
         config.metrics["data"] = ", ".join(data_args.dev or [])
     return save_artifact(model, tokenizer, config, output, model_args.weights_dtype)
+
+
+def rule_head_from_label_model(model: NabaModel, labels: list[str], records: list[Record]) -> None:
+    """Start the rule head at the weak label model's vote weights (`training.weak.LabelModel`, fitted on the
+    labelled training records): each rule adds its log-likelihood ratio to its own label's logit.
+
+    A zero head would have to learn these at the optimiser's pace, about a learning rate per step, which the
+    few hundred steps of a small labelled set never make up. Labels the rules do not know keep zero rows.
+    """
+    try:
+        label_model = LabelModel.fit(records)
+    except DataError:
+        logger.warning("no labelled training records: the rule head starts at zero")
+        return
+    if model.rule_head is None:
+        return
+    with torch.no_grad():
+        for i, name in enumerate(model.heads.rule_features):
+            label = FUNCTIONS_BY_NAME[name].label
+            if label in labels:
+                model.rule_head.weight[labels.index(label), i] = label_model.weight(name)
+    logger.info("rule head initialised from the weak label model fitted on the labelled training records")
 
 
 def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:

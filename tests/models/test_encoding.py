@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from models.encoding import WindowConfig, collate, encode_article
 from models.preprocessing import PreprocessConfig
 from models.results import Article
+from models.rules import rule_features
 
 LONG = " ".join(f"الجملة رقم {i} عن العمليات المشتركة في المحافظة." for i in range(60))
 
@@ -64,3 +66,25 @@ def test_collate_maps_tokens_to_flat_sentence_rows(tokenizer) -> None:
     assert second[second >= 0].min() >= n_seg
     assert batch["position"][1, -1] == 7  # positions clip at max_positions - 1
     assert (batch["attention_mask"].sum(1) > 0).all()
+
+
+def test_rule_features_are_encoded_only_when_asked_and_stacked_by_collate(tokenizer) -> None:
+    window = WindowConfig(max_length=64, overlap=16)
+    attack = Article("وفجر انتحاري نفسه وسط السوق. وقالت الشرطة إن التحقيقات جارية.", title="هجوم")
+    plain = encode_article(attack, tokenizer, PreprocessConfig(), window)
+    assert plain.rule_features is None and "rule_features" not in collate([plain], 0, 8)
+
+    names = ["jo_exercise", "at_suicide", "at_attack_word"]
+    asked = encode_article(attack, tokenizer, PreprocessConfig(), window, rule_features=names)
+    assert asked.rule_features == rule_features(attack.text, attack.title, names) == [0.0, 1.0, 1.0]
+    assert asked.windows == plain.windows
+    # Features come from the whole article, also when training keeps only its first window.
+    long = Article(LONG + " وفجر انتحاري نفسه وسط السوق.")
+    first = encode_article(long, tokenizer, PreprocessConfig(), window, max_windows=1, rule_features=names)
+    assert first.rule_features == [0.0, 1.0, 0.0]
+
+    batch = collate([asked, first], tokenizer.pad_token_id, max_positions=8)
+    assert batch["rule_features"].tolist() == [[0.0, 1.0, 1.0], [0.0, 1.0, 0.0]]
+    assert batch["rule_features"].dtype == torch.float
+    with pytest.raises(ValueError, match="rule features"):
+        collate([asked, plain], tokenizer.pad_token_id, max_positions=8)

@@ -1,4 +1,5 @@
-"""The ONNX fast path: export, checksums, parity with torch, int8 accuracy, and every way loading refuses."""
+"""The ONNX fast path: export, checksums, parity with torch (rule head included), int8 accuracy, and every way
+loading refuses."""
 
 from __future__ import annotations
 
@@ -139,3 +140,16 @@ def test_naba_export_command(model_dir: Path, tmp_path: Path) -> None:
     assert (
         Predictor.from_dir(copy, device="cpu", backend="onnx", quantize="int8").info["backend"] == "onnx-int8"
     )
+
+
+def test_rule_head_stays_in_torch_next_to_the_onnx_encoder(rules_model_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(rules_model_dir, tmp_path / "tiny-rules"))
+    export_onnx(copy)
+    torch_predictor = Predictor.from_dir(copy, device="cpu")
+    onnx_predictor = Predictor.from_dir(copy, device="cpu", backend="onnx")
+    assert onnx_predictor.model.heads.rule_features == torch_predictor.model.heads.rule_features != ()
+    articles = [*SEEDS, LONG]
+    assert all(onnx_predictor.encode(a).rule_features is not None for a in articles)
+    for ours, theirs in zip(onnx_predictor.analyze(articles), torch_predictor.analyze(articles), strict=True):
+        assert ours.scores == pytest.approx(theirs.scores, abs=1e-4)
+        assert [r.label for r in ours.labels] == [r.label for r in theirs.labels]

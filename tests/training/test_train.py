@@ -1,10 +1,13 @@
-"""`naba train`: a smoke run writes a complete artifact; retraining grows labels; bad input fails early."""
+"""`naba train`: a smoke run writes a complete artifact; retraining grows labels; bad input fails early;
+`--rule-features` models read the guide's rules."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -12,6 +15,7 @@ from models.artifacts import read_config
 from models.errors import ArtifactError, DataError
 from models.predictor import Predictor
 from models.results import Article
+from models.rules import RULES_VERSION, rule_feature_names, rule_features
 from tests.conftest import NEGATIVES, TRAIN_ARGS, write_jsonl
 from training.train import main
 
@@ -173,3 +177,97 @@ def test_evidence_loss_trains_the_sentence_scores(
         picked[weight] = scores.sentence_logits[:, 0]
     margin = {w: float(s[1] - max(s[0], s[2])) for w, s in picked.items()}
     assert margin["5"] > 0 and margin["5"] > margin["0"]  # the quoted sentence stands out once trained on
+
+
+RULES_ARTICLE = Article(
+    "قتل خمسة أشخاص في هجوم انتحاري استهدف سوقا شعبيا في بغداد. وقالت الشرطة إن التحقيقات جارية.",
+    title="غرفة عمليات مشتركة",
+)
+
+
+def _retrain(init_from: Path, train: Path, output: Path, *extra: str) -> Path:
+    """One step at learning rate 0 from `init_from`: every trained weight stays as it was."""
+    args = ["--train", str(train), "--init-from", str(init_from), "--output", str(output)]
+    tiny = [a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]
+    return main([*args, *tiny, "--learning_rate", "0", "--max_steps", "1", *extra])
+
+
+def test_rule_features_model_records_them_and_its_tag_scores_read_them(rules_model_dir: Path) -> None:
+    config = read_config(rules_model_dir)
+    assert config.heads is not None and config.heads.rule_features == tuple(rule_feature_names())
+    assert config.heads.rules_version == RULES_VERSION and config.training["rule_features"] is True
+    assert f"Rule features: reads {len(rule_feature_names())} labelling functions" in (
+        rules_model_dir / "README.md"
+    ).read_text("utf-8")
+
+    predictor = Predictor.from_dir(rules_model_dir, device="cpu")
+    assert predictor.model.rule_head is not None
+    weight = predictor.model.rule_head.weight.detach().numpy()  # (K, F), trained from zeros
+    assert np.abs(weight).max() > 1e-4
+    encoded = predictor.encode(RULES_ARTICLE)
+    features = rule_features(RULES_ARTICLE.text, RULES_ARTICLE.title)
+    assert encoded.rule_features == features and sum(features) >= 3
+    [real] = predictor.score([encoded])
+    [zero] = predictor.score([replace(encoded, rule_features=[0.0] * len(features))])
+    shift = real.label_logits - zero.label_logits
+    assert np.abs(shift).max() > 1e-4
+    assert shift == pytest.approx(weight @ np.array(features, dtype=np.float32), abs=1e-5)
+    # Only the article logits read the rules: sentence scores (evidence) and the summary do not move.
+    assert np.array_equal(real.sentence_logits, zero.sentence_logits)
+    assert np.array_equal(real.summary_logits, zero.summary_logits)
+
+
+def test_retraining_keeps_rule_features_and_their_rows_when_labels_grow(
+    rules_model_dir: Path, tmp_path: Path
+) -> None:
+    rows = [
+        {"id": f"n{i}", "text": t, "labels": ["economy"] if "أسعار" in t else []}
+        for i, t in enumerate(NEGATIVES)
+    ]
+    output = _retrain(rules_model_dir, write_jsonl(tmp_path / "new.jsonl", rows), tmp_path / "retrained")
+
+    config = read_config(output)  # no --rule-features: the previous artifact's setting stays
+    assert config.heads is not None and config.heads.rule_features == tuple(rule_feature_names())
+    old = load_file(str(rules_model_dir / "model.safetensors"))["rule_head.weight"]
+    grown = load_file(str(output / "model.safetensors"))["rule_head.weight"]
+    assert grown.shape == (4, len(rule_feature_names()))
+    assert (grown[:3] == old).all() and (grown[3] == 0).all()  # old rows kept; the new label starts at zero
+
+
+def test_retraining_with_rule_features_adds_a_head_that_starts_from_the_text_model(
+    model_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    output = _retrain(model_dir, train_file, tmp_path / "with-rules", "--rule-features")
+
+    before, after = Predictor.from_dir(model_dir, device="cpu"), Predictor.from_dir(output, device="cpu")
+    assert before.model.rule_head is None
+    assert after.model.heads.rule_features == tuple(rule_feature_names())
+    [old] = before.score([before.encode(RULES_ARTICLE)])
+    [new] = after.score([after.encode(RULES_ARTICLE)])
+    assert new.label_logits == pytest.approx(old.label_logits, abs=1e-6)  # a zero head adds nothing yet
+
+
+def test_a_new_rule_head_starts_at_the_weak_label_models_weights(encoder_dir: Path, train_file: Path) -> None:
+    from transformers import AutoModel
+
+    from models.modeling import HeadConfig, NabaModel
+    from models.rules import FUNCTIONS_BY_NAME
+    from training.data import read_records
+    from training.train import rule_head_from_label_model
+    from training.weak import LabelModel
+
+    names = tuple(rule_feature_names())
+    labels = ["attack", "coordination_centre", "economy"]  # a label the rules do not know keeps a zero row
+    heads = HeadConfig(num_labels=3, rule_features=names, rules_version=RULES_VERSION)
+    model = NabaModel(AutoModel.from_pretrained(encoder_dir), heads)
+    records = read_records([train_file])
+    rule_head_from_label_model(model, labels, records)
+
+    weight = model.rule_head.weight.detach().numpy()
+    expected = LabelModel.fit(records)
+    for j, name in enumerate(names):
+        label = FUNCTIONS_BY_NAME[name].label
+        for k, row_label in enumerate(labels):
+            want = expected.weight(name) if row_label == label else 0.0
+            assert weight[k, j] == pytest.approx(want, abs=1e-6), (name, row_label)
+    assert np.abs(weight[0]).max() > 0.1 and not weight[2].any()

@@ -1,4 +1,7 @@
-"""`training.weak`: labelling functions from the guide, the label model, the output records and the CLI."""
+"""`training.weak`: the label model over the guide's labelling functions, the output records and the CLI.
+
+The labelling functions themselves (`models.rules`) are tested in tests/models/test_rules.py.
+"""
 
 from __future__ import annotations
 
@@ -18,74 +21,13 @@ from training.weak import (
     JO,
     LABELLING_FUNCTIONS,
     LABELS,
-    POSITIVE,
-    LabellingFunction,
     LabelModel,
     article_votes,
     evaluate,
     fired_functions,
     no_positive_name,
-    sentence_votes,
     weak_label,
 )
-
-# (label, function that must fire, a sentence from the guide's examples, a near miss the guide excludes)
-GUIDE_EXAMPLES = [
-    (
-        CC,
-        "cc_joint_centre",
-        "افتتاح مركز مشترك للتنسيق بين البيشمركة والجيش العراقي",
-        "وأكد الجانبان أهمية التنسيق بين البلدين في مكافحة الإرهاب",  # coordination in the abstract
-    ),
-    (
-        CC,
-        "cc_joint_operations_room",
-        "وأعلن الطرفان تشكيل غرفة عمليات مشتركة مع التحالف الدولي",
-        "وقال المتحدث باسم قيادة العمليات المشتركة إن القوات تقدمت",  # the command only as a source
-    ),
-    (
-        CC,
-        "cc_armed_operations_room",
-        "وأعلنت غرفة عمليات فتح حلب التي تضم فصائل المعارضة بدء المعركة",
-        "وتلقت غرفة عمليات الهلال الأحمر بلاغا عن حادث سير",  # a civil operations room
-    ),
-    (
-        JO,
-        "jo_joint_operation",
-        "تنفيذ عملية مشتركة بين قوات البيشمركة وقوات الجيش العراقي، بإسناد التحالف الدولي",
-        "واختتمت تمارين عسكرية مشتركة بين الجيشين",  # joint exercises
-    ),
-    (
-        JO,
-        "jo_participation",
-        "انطلقت العملية بمشاركة الجيش والشرطة الاتحادية والحشد الشعبي",
-        "وبحث الوزيران سبل التعاون السياسي والاقتصادي بين البلدين",  # political cooperation
-    ),
-    (
-        JO,
-        "jo_air_support",
-        "وسيطر الجيش الوطني بإسناد من طيران التحالف على مركز المديرية",
-        "وقالت قيادة العمليات المشتركة إنها تتابع الوضع",  # the command is not an operation
-    ),
-    (
-        AT,
-        "at_suicide",
-        "هجوم انتحاري يستهدف نقطة تفتيش في بغداد",
-        "وتعمل الحكومة على منع الهجمات الإرهابية",  # a generic threat
-    ),
-    (
-        AT,
-        "at_foiled",
-        "أحبطت القوات الأمنية هجوما على مركز للشرطة",
-        "وسجل المهاجم هدفا بعد هجوم سريع في المباراة",  # a football attack
-    ),
-    (
-        AT,
-        "at_attack_event",
-        "تصاعدت وتيرة الهجمات التي يشنها عناصر تنظيم داعش ما تسبب بوقوع العديد من الضحايا",
-        "وشنت طائرات التحالف غارات على مواقع داعش",  # strikes by state forces on militants
-    ),
-]
 
 ATTACK_ARTICLE = (
     "قتل خمسة أشخاص في هجوم انتحاري استهدف سوقا شعبيا في بغداد. "
@@ -97,10 +39,6 @@ JOINT_ARTICLE = (
     "وتعمل القوات تحت قيادة غرفة عمليات مشتركة افتتحت في أربيل. "
     "وقال مسؤول إن العملية تسير وفق الخطة."
 )
-
-
-def _positive_names(sentence: str, label: str) -> set[str]:
-    return {lf.name for lf in sentence_votes(sentence)[label] if lf.vote == POSITIVE}
 
 
 def _even_model(accuracy: float = 0.9, min_confidence: float = 0.85) -> LabelModel:
@@ -124,39 +62,6 @@ def _corpus(tmp_path: Path) -> Path:
         {"id": "SNN-00001", "corpus": "saudinewsnet", "text": ATTACK_ARTICLE + " وأدان المجلس الهجوم."},
     ]
     return _gz_jsonl(tmp_path / "corpus.jsonl.gz", rows)
-
-
-@pytest.mark.parametrize(("label", "name", "example", "near_miss"), GUIDE_EXAMPLES)
-def test_functions_fire_on_guide_examples_and_not_on_near_misses(
-    label: str, name: str, example: str, near_miss: str
-) -> None:
-    assert name in _positive_names(example, label)
-    assert _positive_names(near_miss, label) == set()
-
-
-def test_generic_coordination_votes_against_coordination_centre() -> None:
-    votes = sentence_votes("وأكد الجانبان أهمية التنسيق بين البلدين")[CC]
-    assert [lf.name for lf in votes] == ["cc_generic_coordination"]
-
-
-def test_a_masking_exclusion_cancels_positive_votes_in_its_sentence_only() -> None:
-    record = Record(
-        "x", "وسجل المهاجم هدفا بعد هجوم سريع في المباراة. وقتل جندي في هجوم شنه مسلحون على حاجز."
-    )
-    first, second = article_votes(record)
-    assert [lf.name for lf in first.votes[AT]] == ["at_not_violent"]
-    assert "at_attack_event" in {lf.name for lf in second.votes[AT]}
-
-
-def test_a_general_function_yields_to_a_specific_one_in_the_same_sentence() -> None:
-    names = _positive_names("وشن مسلحون هجوما على حاجز للجيش", AT)
-    assert "at_attack_event" in names and "at_attack_word" not in names
-
-
-def test_folding_matches_spelling_variants() -> None:
-    # taa marbuta written as haa, alef without hamza, tatweel and diacritics
-    assert "cc_joint_operations_room" in _positive_names("تشكيل غرفه عمليــات مُشتركه", CC)
-    assert "jo_air_support" in _positive_names("تقدم الجيش باسناد من التحالف", JO)
 
 
 def test_combining_abstains_on_conflicting_votes() -> None:
@@ -195,11 +100,6 @@ def test_fit_weighs_functions_by_their_accuracy_beyond_the_base_rate() -> None:
     assert model.accuracies["at_shooting"] < 0.3 and model.weight("at_shooting") == 0.0
     with pytest.raises(DataError, match="no labelled records"):
         LabelModel.fit([Record("u", "نص")])
-
-
-def test_labelling_function_rejects_a_masking_positive() -> None:
-    with pytest.raises(ValueError, match="only a negative function can mask"):
-        LabellingFunction("bad", AT, POSITIVE, "هجوم", masks=True)
 
 
 def test_weak_label_writes_records_naba_train_reads(tmp_path: Path) -> None:
