@@ -1,9 +1,9 @@
-# CPU image that serves Naba on port 8000. Mount or copy a model artifact to /models/current, or let the
-# image build the starter model on first start (see README: it is weak without a pretrained encoder).
+# CPU image that serves Naba on port 8000: the model shipped in models/default, or an artifact mounted at
+# /models/current with NABA_MODEL_DIR=/models/current.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    NABA_MODEL_DIR=/models/current NABA_HOST=0.0.0.0 NABA_PORT=8000 HF_HUB_OFFLINE=1
+    NABA_MODEL_DIR=/app/models/default NABA_HOST=0.0.0.0 NABA_PORT=8000 HF_HUB_OFFLINE=1
 WORKDIR /app
 
 # The CPU build of torch first, so the project's `torch` requirement does not pull CUDA wheels.
@@ -21,4 +21,4 @@ USER naba
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s CMD python -c \
     "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz')"
-CMD ["sh", "-c", "[ -f \"$NABA_MODEL_DIR/naba_config.json\" ] || naba build-starter --seeds /app/seeds/seeds.jsonl --output \"$NABA_MODEL_DIR\"; exec naba serve"]
+CMD ["naba", "serve"]

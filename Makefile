@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8000
-MODEL_DIR ?= artifacts/starter
+MODEL_DIR ?= models/default
+STARTER_DIR ?= artifacts/starter
 NABA_DATA_DIR ?= ../shared/data
 # Extra flags for the benchmarks, e.g. BENCH_ARGS="--model base --seconds 5".
 BENCH_ARGS ?=
@@ -23,12 +24,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-$(MODEL_DIR)/naba_config.json: | $(STAMP)
-	NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/naba build-starter --output $(MODEL_DIR)
+# A model built here from random weights, for machines that want one trained on their own data (see README).
+$(STARTER_DIR)/naba_config.json: | $(STAMP)
+	NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/naba build-starter --output $(STARTER_DIR)
 
-starter: $(MODEL_DIR)/naba_config.json
+starter: $(STARTER_DIR)/naba_config.json
 
-serve: $(STAMP) $(MODEL_DIR)/naba_config.json
+# Serves the model shipped in models/default at once; MODEL_DIR=path serves another artifact.
+serve: $(STAMP)
 	NABA_MODEL_DIR=$(MODEL_DIR) $(BIN)/naba serve --host 0.0.0.0 --port $(PORT)
 
 test: $(STAMP)

@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # A list of keys from the environment: `NoDecode` stops pydantic-settings from insisting on JSON, so the
 # validator below accepts a plain comma-separated string as well as a JSON list.
 KeyList = Annotated[list[SecretStr], NoDecode]
+# The model shipped in the repository (see its README.md): what the service serves unless told otherwise.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
 
 
 class Settings(BaseSettings):
@@ -24,7 +26,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="NABA_", env_ignore_empty=True, extra="ignore")
 
-    model_dir: Path = Field(Path("artifacts/starter"), description="Model artifact directory to serve.")
+    model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model artifact directory to serve.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
     backend: Literal["torch", "onnx"] = Field(
         "torch", description="What runs the encoder: torch, or onnx (CPU; needs `naba export`)."
