@@ -20,6 +20,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -157,8 +159,7 @@ def save_artifact(
         "transformers": transformers.__version__,
         "torch": torch.__version__,
     }
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir) as tmp:
         model.encoder.config.save_pretrained(tmp)
         # The asked dtype on disk whatever the model ran in (a GPU predictor runs bf16): loading casts.
         dtype = WEIGHT_DTYPES[weights_dtype]
@@ -172,15 +173,43 @@ def save_artifact(
         (tmp / "metrics.json").write_text(json.dumps(config.metrics or {}, indent=2), "utf-8")
         (tmp / "README.md").write_text(render_card(config), "utf-8")
         write_checksums(tmp)
+    logger.info("saved model artifact to %s", output_dir)
+    return output_dir
+
+
+@contextmanager
+def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
+    """A private temporary sibling of `target` to write a directory into.
+
+    When the block ends cleanly, its files become world-readable and it is renamed to `target`, so readers
+    only ever see a complete directory; with `replace`, an existing `target` is moved aside first (a directory
+    rename cannot overwrite). When the block fails, the temporary directory is removed and `target` is
+    untouched. Artifacts, their ONNX exports and pretrained encoders are all written this way.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
         for file in tmp.iterdir():
             file.chmod(0o644)
-        tmp.chmod(0o755)  # mkdtemp makes it private; an artifact is meant to be shared
-        os.rename(tmp, output_dir)
+        tmp.chmod(0o755)  # mkdtemp makes it private; what is written here is meant to be shared
+        if replace:
+            _replace(tmp, target)
+        else:
+            os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info("saved model artifact to %s", output_dir)
-    return output_dir
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Rename `new` to `target`, moving an existing `target` aside first (a directory rename cannot overwrite)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        os.rename(target, old)
+    os.rename(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_config(path: str | Path) -> NabaConfig:

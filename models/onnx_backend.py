@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,15 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from models.artifacts import CHECKSUMS, WEIGHTS, load_artifact, sha256_file, verify_checksums, write_checksums
+from models.artifacts import (
+    CHECKSUMS,
+    WEIGHTS,
+    atomic_directory,
+    load_artifact,
+    sha256_file,
+    verify_checksums,
+    write_checksums,
+)
 from models.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
@@ -181,8 +186,7 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
     vocab_size = int(model.encoder.config.vocab_size)
     max_length = config.window.max_length
     target = artifact_dir / ONNX_DIR
-    tmp = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.", dir=artifact_dir))
-    try:
+    with atomic_directory(target, replace=True) as tmp:
         _export(graph, tmp / FP32, vocab_size, length=min(max_length, 16))
         diff = _check(graph, tmp / FP32, vocab_size, length=min(max_length, 48))
         if quantize:
@@ -196,27 +200,9 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
         }
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2), "utf-8")
         write_checksums(tmp)
-        for file in tmp.iterdir():
-            file.chmod(0o644)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the artifact is meant to be shared
-        _replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = sorted(p.name for p in target.iterdir() if p.name != CHECKSUMS)
     logger.info("exported the encoder to %s (%s; fp32 max diff %.1e)", target, ", ".join(files), diff)
     return target
-
-
-def _replace(new: Path, target: Path) -> None:
-    """Rename `new` to `target`, moving an existing `target` aside first (a directory rename cannot overwrite)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old.{os.getpid()}")
-        os.rename(target, old)
-    os.rename(new, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_onnx_encoder(

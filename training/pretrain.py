@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +43,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
+from models.artifacts import atomic_directory
 from models.errors import ArtifactError, DataError
 from models.preprocessing import PreprocessConfig, normalize
 from training.embeddings import cooccurrence_vectors
@@ -339,15 +338,9 @@ def save_encoder(
     model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, metrics: dict[str, Any], output: Path
 ) -> Path:
     """Write the encoder (with its MLM head, for further pretraining) beside `output`, then rename it in."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
+    with atomic_directory(output) as tmp:
         model.save_pretrained(tmp)  # safetensors
         tokenizer.save_pretrained(tmp)
         (tmp / METRICS_FILE).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
-        tmp.chmod(0o755)
-        os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("saved the pretrained encoder to %s", output)
     return output
