@@ -154,13 +154,8 @@ def _build_encoder(argv: list[str]) -> None:
     parser.add_argument("--max-length", type=int, default=EncoderSize.max_position_embeddings)
     parser.add_argument("--tokenizer", choices=["wordpiece", "sentencepiece"], default="wordpiece")
     args = parser.parse_args(argv)
-    size = EncoderSize(
-        vocab_size=args.vocab_size,
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        num_heads=args.num_heads,
-        intermediate_size=4 * args.hidden_size,
-        max_position_embeddings=args.max_length,
+    size = EncoderSize.bert_shaped(
+        args.vocab_size, args.hidden_size, args.num_layers, args.num_heads, args.max_length
     )
     build_encoder(
         (r.text for r in read_records(args.corpus)), args.output, size, tokenizer_kind=args.tokenizer

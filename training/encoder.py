@@ -39,6 +39,13 @@ class EncoderSize:
     intermediate_size: int = 1024
     max_position_embeddings: int = 512
 
+    @classmethod
+    def bert_shaped(
+        cls, vocab_size: int, hidden_size: int, num_layers: int, num_heads: int, max_position_embeddings: int
+    ) -> EncoderSize:
+        """A size whose feed-forward layer is 4 × hidden wide, as in BERT: what the command lines build."""
+        return cls(vocab_size, hidden_size, num_layers, num_heads, 4 * hidden_size, max_position_embeddings)
+
 
 def _bert_template(tokenizer: Tokenizer) -> processors.TemplateProcessing:
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")

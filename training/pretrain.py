@@ -108,13 +108,8 @@ class PretrainArguments:
 
     @property
     def size(self) -> EncoderSize:
-        return EncoderSize(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            intermediate_size=4 * self.hidden_size,
-            max_position_embeddings=self.max_position_embeddings,
+        return EncoderSize.bert_shaped(
+            self.vocab_size, self.hidden_size, self.num_layers, self.num_heads, self.max_position_embeddings
         )
 
 
