@@ -103,6 +103,26 @@ def summary_length(
 
 
 @dataclass(frozen=True)
+class ResultOptions:
+    """One request's choices for `Predictor.result`: summary length and operating point.
+
+    Checked when made (`check_options`), so a caller that queues work (the service engine) refuses a bad
+    request before it shares a batch with others.
+    """
+
+    summary_sentences: int | None = None
+    summary_ratio: float | None = None
+    max_summary_sentences: int | None = None  # an upper bound on any summary (the service's setting)
+    operating_point: OperatingPoint = "balanced"
+
+    def __post_init__(self) -> None:
+        check_options(self.summary_sentences, self.summary_ratio, self.operating_point)
+
+
+DEFAULT_OPTIONS = ResultOptions()
+
+
+@dataclass(frozen=True)
 class Scores:
     """Model outputs for one article, as numpy arrays over its body sentences."""
 
@@ -308,44 +328,27 @@ class Predictor:
         Raises:
             InvalidInputError: both summary options, a ratio outside (0, 1] or an unknown operating point.
         """
-        check_options(summary_sentences, summary_ratio, operating_point)
+        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
         if not articles:
             return []
         encoded = [self.encode(a) for a in articles]
-        return [
-            self.result(
-                e,
-                s,
-                summary_sentences,
-                summary_ratio=summary_ratio,
-                max_summary_sentences=max_summary_sentences,
-                operating_point=operating_point,
-            )
-            for e, s in zip(encoded, self.score(encoded), strict=True)
-        ]
+        return [self.result(e, s, options) for e, s in zip(encoded, self.score(encoded), strict=True)]
 
     def result(
-        self,
-        encoded: EncodedArticle,
-        scores: Scores,
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        max_summary_sentences: int | None = None,
-        operating_point: OperatingPoint = "balanced",
+        self, encoded: EncodedArticle, scores: Scores, options: ResultOptions = DEFAULT_OPTIONS
     ) -> Analysis:
         """Apply thresholds, pick evidence and the summary: the last step of `analyze`, public so that the
-        service's batching engine can run `encode`, `score` and `result` as separate stages. The options are
-        `analyze`'s, for this one article."""
+        service's batching engine can run `encode`, `score` and `result` as separate stages. `options` are
+        the request's, for this one article."""
         sentences = encoded.sentences
         n_summary = summary_length(
             len(sentences),
             self.config.summary_sentences,
-            summary_sentences,
-            summary_ratio,
-            max_summary_sentences,
+            options.summary_sentences,
+            options.summary_ratio,
+            options.max_summary_sentences,
         )
-        thresholds = self.thresholds_for(operating_point)
+        thresholds = self.thresholds_for(options.operating_point)
         labels = []
         for k, (label, threshold) in enumerate(zip(self.config.labels, thresholds, strict=True)):
             if scores.label_probs[k] >= threshold:

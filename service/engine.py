@@ -28,7 +28,7 @@ from typing import Any
 
 from models.encoding import EncodedArticle
 from models.errors import ModelNotReadyError, OverloadedError, RequestTimeoutError
-from models.predictor import Predictor, check_options
+from models.predictor import Predictor, ResultOptions
 from models.results import Analysis, Article, ModelRef, OperatingPoint
 from service.config import Settings
 from service.metrics import (
@@ -65,16 +65,6 @@ class BatchingConfig:
             max_queue=settings.max_queue,
             request_timeout_s=settings.request_timeout_s,
         )
-
-
-@dataclass(frozen=True)
-class ResultOptions:
-    """One request's choices for `Predictor.result`, carried by each of its queued articles."""
-
-    summary_sentences: int | None = None
-    summary_ratio: float | None = None
-    max_summary_sentences: int | None = None
-    operating_point: OperatingPoint = "balanced"
 
 
 @dataclass
@@ -166,7 +156,6 @@ class InferenceEngine:
         """
         if self._closed:
             raise ModelNotReadyError("the service is shutting down")
-        check_options(summary_sentences, summary_ratio, operating_point)
         options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
         # Admission is decided here, on the event loop, before any await: concurrent requests cannot all
         # pass the check and then overfill the queue together.
@@ -286,15 +275,7 @@ class InferenceEngine:
         try:
             scores = predictor.score([item.encoded for item in batch])
             results = [
-                predictor.result(
-                    item.encoded,
-                    s,
-                    item.options.summary_sentences,
-                    summary_ratio=item.options.summary_ratio,
-                    max_summary_sentences=item.options.max_summary_sentences,
-                    operating_point=item.options.operating_point,
-                )
-                for item, s in zip(batch, scores, strict=True)
+                predictor.result(item.encoded, s, item.options) for item, s in zip(batch, scores, strict=True)
             ]
         except Exception as exc:  # one bad batch must not kill the worker
             logger.exception("inference failed for a batch of %d articles", len(batch))

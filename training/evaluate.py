@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from models.predictor import Predictor, Scores
+from models.predictor import Predictor, ResultOptions, Scores
 from models.results import Analysis, Article
 from training.data import Record, read_records
 from training.metrics import classification_report, expected_calibration_error, format_table
@@ -73,7 +73,7 @@ def score_records(
     for chunk in _length_batches(records, batch_size):
         encoded = [predictor.encode(_article(records[i])) for i in chunk]
         for i, enc, scores in zip(chunk, encoded, predictor.score(encoded), strict=True):
-            results[i] = Scored(predictor.result(enc, scores, summary_sentences), scores)
+            results[i] = Scored(predictor.result(enc, scores, ResultOptions(summary_sentences)), scores)
     return [r for r in results if r is not None]
 
 

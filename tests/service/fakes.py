@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from models.predictor import check_options, summary_length
+from models.predictor import DEFAULT_OPTIONS, ResultOptions, summary_length
 from models.preprocessing import split_sentences
 from models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
 
@@ -86,28 +86,15 @@ class FakePredictor:
         return list(encoded)
 
     def result(
-        self,
-        encoded: FakeEncoded,
-        scores: FakeEncoded,
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        max_summary_sentences: int | None = None,
-        operating_point: OperatingPoint = "balanced",
+        self, encoded: FakeEncoded, scores: FakeEncoded, options: ResultOptions = DEFAULT_OPTIONS
     ) -> Analysis:
-        self.summary_requests.append(summary_sentences)
-        self.options.append(
-            {
-                "text": encoded.article.text,
-                "summary_sentences": summary_sentences,
-                "summary_ratio": summary_ratio,
-                "max_summary_sentences": max_summary_sentences,
-                "operating_point": operating_point,
-            }
-        )
+        self.summary_requests.append(options.summary_sentences)
+        self.options.append({"text": encoded.article.text, **asdict(options)})
         n = len(split_sentences(encoded.article.text))
-        n_summary = summary_length(n, 1, summary_sentences, summary_ratio, max_summary_sentences)
-        return self._one(encoded.article, n_summary, operating_point)
+        n_summary = summary_length(
+            n, 1, options.summary_sentences, options.summary_ratio, options.max_summary_sentences
+        )
+        return self._one(encoded.article, n_summary, options.operating_point)
 
     def analyze(
         self,
@@ -118,19 +105,9 @@ class FakePredictor:
         max_summary_sentences: int | None = None,
         operating_point: OperatingPoint = "balanced",
     ) -> list[Analysis]:
-        check_options(summary_sentences, summary_ratio, operating_point)
+        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
         encoded = [self.encode(a) for a in articles]
-        return [
-            self.result(
-                e,
-                s,
-                summary_sentences,
-                summary_ratio=summary_ratio,
-                max_summary_sentences=max_summary_sentences,
-                operating_point=operating_point,
-            )
-            for e, s in zip(encoded, self.score(encoded), strict=True)
-        ]
+        return [self.result(e, s, options) for e, s in zip(encoded, self.score(encoded), strict=True)]
 
     def warm_up(self) -> None:
         self._one(Article(text="نص للتحمية."), 1)
