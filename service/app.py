@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
 
     Args:
         settings: Runtime settings; defaults to `get_settings()` (the `NABA_*` environment). Routes see the
-            same object through `SettingsDep`.
+            same object through `SettingsDep` (`app.state.settings`).
         predictor: An already loaded predictor (tests, or a caller that loaded one itself). When None, the
             lifespan loads `Predictor.from_dir(settings.model_dir, device=settings.device)`.
 
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         description="Tags Arabic news articles by topic, quotes the evidence and summarises them.",
         lifespan=lifespan,
     )
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings
     app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: it also counts what the gate refuses
     register_error_handlers(app)

@@ -39,7 +39,7 @@ def key_matches(presented: str, keys: Sequence[SecretStr]) -> bool:
     return matched
 
 
-def require_api_key(settings: SettingsDep, credentials: BearerDep) -> None:
+async def require_api_key(settings: SettingsDep, credentials: BearerDep) -> None:
     """Let the request through when no api keys are set, or when it carries an api or admin key.
 
     Raises:
@@ -53,7 +53,7 @@ def require_api_key(settings: SettingsDep, credentials: BearerDep) -> None:
         raise UnauthorizedError("the API key is not valid")
 
 
-def require_admin_key(settings: SettingsDep, credentials: BearerDep) -> None:
+async def require_admin_key(settings: SettingsDep, credentials: BearerDep) -> None:
     """Let the request through only with an admin key.
 
     Raises:

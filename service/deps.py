@@ -1,4 +1,10 @@
-"""Named dependencies for the routes: the settings and the ready inference engine."""
+"""Named dependencies for the routes: the settings and the ready inference engine.
+
+Both read `app.state` and are `async def`: a plain `def` dependency is sent to the thread pool on every
+request, and under a flood those hops (not the model) are what saturates the event loop. For the same reason
+the app does not use `dependency_overrides` to hand routes its settings: with any override set, FastAPI
+re-inspects every dependency's signature on every request.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,18 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from models.errors import ModelNotReadyError
-from service.config import Settings, get_settings
+from service.config import Settings
 from service.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was built with (`create_app` stores them on `app.state`)."""
+    return request.app.state.settings
+
+
+async def get_engine(request: Request) -> InferenceEngine:
     """The engine the lifespan stored once the model loaded and warmed up.
 
     Raises:
@@ -29,5 +40,5 @@ def get_engine(request: Request) -> InferenceEngine:
     return engine
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]

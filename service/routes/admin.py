@@ -22,8 +22,9 @@ router = APIRouter(
 )
 
 
-def get_reload_lock(request: Request) -> asyncio.Lock:
-    """The app's one reload lock, made on first use (on the event loop, so two requests cannot both make it)."""
+async def get_reload_lock(request: Request) -> asyncio.Lock:
+    """The app's one reload lock, made on first use: `async def` runs it on the event loop, never in the thread
+    pool, so two requests cannot both make one."""
     lock: asyncio.Lock | None = getattr(request.app.state, "reload_lock", None)
     if lock is None:
         lock = request.app.state.reload_lock = asyncio.Lock()
