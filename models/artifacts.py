@@ -14,11 +14,13 @@ Layout::
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -186,8 +188,7 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     rename cannot overwrite). When the block fails, the temporary directory is removed and `target` is
     untouched. Artifacts, their ONNX exports and pretrained encoders are all written this way.
     """
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with work_directory(target, "tmp", keep=True) as tmp:
         yield tmp
         for file in tmp.iterdir():
             file.chmod(0o644)
@@ -196,9 +197,43 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
             _replace(tmp, target)
         else:
             os.rename(tmp, target)
+
+
+@contextmanager
+def work_directory(target: Path, kind: str, keep: bool = False) -> Iterator[Path]:
+    """A private hidden sibling of `target` for scratch work, removed when the block ends (unless `keep`, after
+    a clean end: the caller has moved it) and cleared away by the next run if this process is killed.
+
+    SIGKILL runs no cleanup, so the name carries this host and process id, `.NAME.KIND.HOST.PID.xxxx`, and
+    each new one first removes the siblings of its kind whose process is gone on this host. Another host's or
+    a live process's directory is never touched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname().replace(".", "-")
+    prefix = f".{target.name}.{kind}.{host}."
+    for stale in target.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = stale.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            logger.info("removing %s, left by a run that was killed", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}.", dir=target.parent))
+    try:
+        yield path
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
         raise
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
 
 def _replace(new: Path, target: Path) -> None:

@@ -10,9 +10,7 @@ grow. With `--rule-features` the model also reads the annotation guide's rules (
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +21,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from models.artifacts import NabaConfig, load_artifact, save_artifact
+from models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
 from models.encoding import EncodedArticle, WindowConfig, collate, encode_article
 from models.errors import ArtifactError, DataError
 from models.modeling import HeadConfig, NabaModel
@@ -300,10 +298,8 @@ def main(argv: list[str] | None = None) -> Path:
     train_set = encode_records(
         train_records, labels, tokenizer, preprocess, window, model_args, data_args, rule_features
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{output.name}.train.", dir=output.parent))
-    training_args.output_dir = str(workdir)
-    try:
+    with work_directory(output, "train") as workdir:
+        training_args.output_dir = str(workdir)
         trainer = Trainer(
             model=model,
             args=training_args,
@@ -311,8 +307,6 @@ def main(argv: list[str] | None = None) -> Path:
             data_collator=TrainingCollator(tokenizer.pad_token_id, model.heads.max_positions),
         )
         train_result = trainer.train()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
     config = NabaConfig(
         labels=labels,

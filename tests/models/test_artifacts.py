@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.artifacts import NabaConfig, load_artifact, read_config, save_artifact, write_checksums
+from models.artifacts import (
+    NabaConfig,
+    load_artifact,
+    read_config,
+    save_artifact,
+    work_directory,
+    write_checksums,
+)
 from models.encoding import collate
 from models.errors import ArtifactError
 from models.predictor import Predictor
@@ -77,6 +88,34 @@ def test_failed_save_leaves_nothing_behind(predictor: Predictor, tmp_path: Path,
     with pytest.raises(OSError, match="disk full"):
         save_artifact(predictor.model, predictor.tokenizer, read_config_copy(predictor), tmp_path / "new")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_work_directory_clears_what_killed_runs_left_and_nothing_else(tmp_path: Path) -> None:
+    host = socket.gethostname().replace(".", "-")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)  # exited: its pid names no process (unless reused at once, vanishingly rare)
+    left = {
+        "dead": tmp_path / f".model.train.{host}.{dead_pid}.abc",
+        "live": tmp_path / f".model.train.{host}.{os.getppid()}.abc",
+        "other host": tmp_path / f".model.train.elsewhere.{dead_pid}.abc",
+        "other kind": tmp_path / f".model.tmp.{host}.{dead_pid}.abc",
+        "other target": tmp_path / f".other.train.{host}.{dead_pid}.abc",
+    }
+    for path in left.values():
+        path.mkdir()
+        (path / "checkpoint").write_text("x")
+
+    with work_directory(tmp_path / "model", "train") as workdir:
+        assert workdir.is_dir() and workdir.name.startswith(f".model.train.{host}.{os.getpid()}.")
+        (workdir / "scratch").write_text("x")
+    assert not workdir.exists()
+    assert {name for name, path in left.items() if path.exists()} == set(left) - {"dead"}
+
+    with pytest.raises(RuntimeError), work_directory(tmp_path / "model", "train") as failed:
+        raise RuntimeError("training failed")
+    assert not failed.exists()
 
 
 def test_load_refuses_pickled_weights(model_dir: Path, tmp_path: Path) -> None:
