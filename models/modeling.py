@@ -81,17 +81,22 @@ class NabaModel(nn.Module):
         return layer
 
     @staticmethod
-    def length_groups(lengths: torch.Tensor, slack: float = 0.75, max_group: int = 64) -> list[torch.Tensor]:
+    def length_groups(
+        lengths: torch.Tensor, max_padding: int = 32, max_group: int = 64
+    ) -> list[torch.Tensor]:
         """Window indices grouped by similar length, longest first, so that each group pads little.
 
-        A new group starts when a window is shorter than `slack` times its group's longest one.
+        A new group starts when a window is more than `max_padding` tokens shorter than its group's longest.
+        On CPU a forward pass costs the same per window whatever the batch, so padding is pure waste; a bound in
+        tokens (not a ratio) keeps long windows tight and still lets short ones, where the cost per call
+        dominates, share a pass.
         """
         order = torch.argsort(lengths, descending=True, stable=True)
         groups: list[list[int]] = []
         longest = 0
         for i in order.tolist():
             length = int(lengths[i])
-            if not groups or length < slack * longest or len(groups[-1]) >= max_group:
+            if not groups or length < longest - max_padding or len(groups[-1]) >= max_group:
                 groups.append([])
                 longest = length
             groups[-1].append(i)
@@ -111,9 +116,9 @@ class NabaModel(nn.Module):
         states: torch.Tensor | None = None
         for group in self.length_groups(lengths):
             width = int(lengths[group].max())
-            part = self.encoder(
-                input_ids=input_ids[group, :width], attention_mask=attention_mask[group, :width]
-            ).last_hidden_state  # (G, width, H)
+            mask = attention_mask[group, :width]
+            part = self.encoder(input_ids=input_ids[group, :width], attention_mask=mask).last_hidden_state
+            part = part.masked_fill(~mask.bool().unsqueeze(-1), 0.0)  # (G, width, H), zeros past each window
             if states is None:
                 states = part.new_zeros((*input_ids.shape, part.shape[-1]))
             states[group, :width] = part

@@ -12,10 +12,10 @@ from models.predictor import Predictor
 
 
 def test_length_groups_start_a_new_group_when_windows_get_much_shorter() -> None:
-    lengths = torch.tensor([64, 20, 60, 64, 10, 50])
-    groups = [g.tolist() for g in NabaModel.length_groups(lengths, slack=0.75)]
-    assert groups == [[0, 3, 2, 5], [1], [4]]
-    assert sorted(i for g in groups for i in g) == list(range(6))
+    lengths = torch.tensor([512, 200, 490, 512, 170, 470, 12])
+    groups = [g.tolist() for g in NabaModel.length_groups(lengths, max_padding=32)]
+    assert groups == [[0, 3, 2], [5], [1, 4], [6]]  # no window is padded by more than 32 tokens
+    assert sorted(i for g in groups for i in g) == list(range(7))
     assert [len(g) for g in NabaModel.length_groups(torch.full((5,), 8), max_group=2)] == [2, 2, 1]
 
 
