@@ -1,21 +1,27 @@
-"""Batch benchmark: `naba predict` against a plain per-article loop, same model, same articles, same run.
+"""Batch benchmark: `naba predict` against plain per-article loops, same weights, same articles, same run.
 
-For each model (`--model`, default `base` then `default`; see `bench/common.py`) it loads one `Predictor` and
-times, `--repeats` times in alternating order:
+For each model (`--model`, default `base` then `default`; see `bench/common.py`) it times, `--repeats` times,
+in an order that rotates each repeat:
 
-- the baseline: `predictor.analyze([article])` for one article after another (what a script that calls the
-  predictor in a loop does);
-- `naba predict`: `naba.batch.run_batch` over the same articles, written to a JSONL file in a temporary
-  directory and read back from one, with the batch size `naba predict` uses (`NABA_BATCH_SIZE`). This includes
-  reading, validating, writing and fsyncing the JSONL, but not process start-up or model loading.
+- **the baseline, the usual way**: a `transformers` text-classification pipeline over the artifact's encoder
+  and label head (`bench/pipeline_server.build_pipeline`), called on one article after another, torch fp32,
+  reading the first `max_length` tokens of each (what a script that loads the weights with transformers and
+  loops over an archive does; `bench/pipeline_server.py` says what is and is not the same as Naba);
+- for each Naba backend (`--backend`, default torch and onnx-int8 on CPU, torch on GPU):
+  - `Predictor.analyze([article])` for one article after another (Naba's own code, no batching);
+  - `naba predict`: `naba.batch.run_batch` over the same articles, written to a JSONL file and read back,
+    with the batch size `naba predict` uses (`NABA_BATCH_SIZE`). This includes reading, validating, writing
+    and fsyncing the JSONL, but not process start-up or model loading.
 
-Reading the table: `seconds` is the median over repeats; `articles/s` is articles over that; `x baseline` is
-the baseline's seconds over the row's (above 1: faster than the loop). Machines are noisy; compare ratios,
-not absolute numbers, across machines. The line above the table says how long the articles are in tokens and
-encoder windows, since that is what the time depends on.
+Reading the table: `seconds` is the median over repeats; `articles/s` is articles over that; `x pipeline` is
+the baseline's seconds over the row's (above 1: faster than the usual way); `x own loop` compares `naba
+predict` with the same backend's one-at-a-time loop (what batching alone buys). `tokens read/article` is
+what each row runs through the encoder: the pipeline stops at `max_length`, Naba reads every window of a long
+article (with their overlap), so for long articles Naba does more model work and its ratios are conservative.
+Machines are noisy; compare ratios, not absolute numbers, across machines.
 
     python bench/batch.py                              # base and default models, 64 articles, 3 repeats
-    python bench/batch.py --model base --articles 16 --repeats 1
+    python bench/batch.py --model base --articles 16 --repeats 1 --backend onnx-int8
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,82 +43,111 @@ if str(REPO) not in sys.path:
 
 from bench.common import (  # noqa: E402
     add_model_arguments,
-    ensure_export,
+    chosen_backends,
     length_stats,
+    load_predictor,
     machine_line,
     markdown_table,
     max_length,
     model_size,
     resolve_model,
     sample_articles,
+    with_exports,
 )
 from models.results import Article  # noqa: E402
 from naba.batch import run_batch  # noqa: E402
 
-COLUMNS = ["run", "model", "params / size", "backend", "max_length", "articles", "seconds", "articles/s",
-           "x baseline"]  # fmt: skip
+COLUMNS = ["run", "backend", "tokens read/article", "articles", "seconds", "articles/s", "x pipeline",
+           "x own loop"]  # fmt: skip
+BASELINE = "transformers pipeline, one article at a time (baseline)"
 
 
 @dataclass(frozen=True)
 class BatchRow:
     run: str
+    backend: str
     seconds: float  # median over repeats
     articles: int
+    tokens: float  # encoder tokens read per article, padding excluded
 
 
 def time_batch(
-    predictor: Any, articles: Sequence[Article], repeats: int = 3, batch_size: int = 16
+    baseline: Callable[[Article], Any],
+    predictors: dict[str, Any],
+    articles: Sequence[Article],
+    repeats: int = 3,
+    batch_size: int = 16,
 ) -> list[BatchRow]:
-    """Median seconds of the per-article loop (baseline, first row) and of `run_batch` over `articles`.
+    """Median seconds of the baseline loop (first row) and, per backend, of the predictor's own loop and of
+    `run_batch`, over `articles`.
 
-    Repeats alternate which of the two goes first, so that a machine getting slower or faster during the run
-    does not favour one. The predictor is warmed up first.
+    `baseline` analyses one article (the pipeline); `predictors` maps backend names to loaded predictors.
+    The order of the runs rotates each repeat, so that a machine getting slower or faster during the run
+    favours none. Everything is warmed up first.
     """
-    predictor.warm_up()
-    loop_times, batch_times = [], []
+    runs: dict[tuple[str, str], Callable[[int], None]] = {}
     with tempfile.TemporaryDirectory(prefix="naba-bench-") as tmp:
         source = Path(tmp) / "articles.jsonl"
         rows = [{"id": a.id or f"a{i}", "text": a.text, **({"title": a.title} if a.title else {})}
                 for i, a in enumerate(articles)]  # fmt: skip
         source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
 
-        def per_article() -> None:
-            start = time.perf_counter()
-            for article in articles:
-                predictor.analyze([article])
-            loop_times.append(time.perf_counter() - start)
+        def loop(analyse: Callable[[Article], Any]) -> Callable[[int], None]:
+            def run(_: int) -> None:
+                for article in articles:
+                    analyse(article)
 
-        def batched(repeat: int) -> None:
-            output = Path(tmp) / f"results-{repeat}.jsonl"
-            start = time.perf_counter()
-            report = run_batch(predictor, source, output, batch_size=batch_size, progress=False)
-            batch_times.append(time.perf_counter() - start)
-            if report.written != len(articles):
-                raise RuntimeError(
-                    f"naba predict wrote {report.written} of {len(articles)} articles: {report}"
-                )
+            return run
 
+        def batched(predictor: Any, name: str) -> Callable[[int], None]:
+            def run(repeat: int) -> None:
+                output = Path(tmp) / f"results-{name}-{repeat}.jsonl"
+                report = run_batch(predictor, source, output, batch_size=batch_size, progress=False)
+                if report.written != len(articles):
+                    raise RuntimeError(f"naba predict wrote {report.written} of {len(articles)}: {report}")
+
+            return run
+
+        baseline(articles[0])
+        runs[(BASELINE, "torch")] = loop(baseline)
+        for name, predictor in predictors.items():
+            predictor.warm_up()
+            runs[("naba Predictor, one article at a time", name)] = loop(
+                lambda a, p=predictor: p.analyze([a])
+            )
+            runs[(f"naba predict (batch {batch_size})", name)] = batched(predictor, name)
+
+        times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
+        keys = list(runs)
         for repeat in range(repeats):
-            if repeat % 2 == 0:
-                per_article()
-                batched(repeat)
-            else:
-                batched(repeat)
-                per_article()
+            shift = repeat % len(keys)
+            for key in keys[shift:] + keys[:shift]:
+                start = time.perf_counter()
+                runs[key](repeat)
+                times[key].append(time.perf_counter() - start)
+
+    some = next(iter(predictors.values()))
+    max_len = some.config.window.max_length
+    naba_tokens = statistics.fmean(sum(len(w) for w in some.encode(a).windows) for a in articles)
+    stats = length_stats(some, articles)
+    pipeline_tokens = statistics.fmean(min(t + 2, max_len) for t in stats.tokens)
     return [
-        BatchRow("per-article loop (baseline)", statistics.median(loop_times), len(articles)),
-        BatchRow(f"naba predict (batch {batch_size})", statistics.median(batch_times), len(articles)),
-    ]
+        BatchRow(run, backend, statistics.median(times[(run, backend)]), len(articles),
+                 pipeline_tokens if run == BASELINE else naba_tokens)
+        for run, backend in keys
+    ]  # fmt: skip
 
 
-def batch_table(rows: Sequence[BatchRow], model: str, size: str, backend: str, max_len: int) -> str:
+def batch_table(rows: Sequence[BatchRow]) -> str:
     """The markdown table of `time_batch`'s rows; the first row is the baseline."""
     base = rows[0].seconds
-    cells = [
-        [r.run, model, size, backend, max_len, r.articles, f"{r.seconds:.2f}", f"{r.articles / r.seconds:.2f}",
-         f"{base / r.seconds:.2f}"]
-        for r in rows
-    ]  # fmt: skip
+    own_loop = {r.backend: r.seconds for r in rows[1:] if "one article at a time" in r.run}
+    cells = []
+    for r in rows:
+        loop = own_loop.get(r.backend) if r.run.startswith("naba predict") else None
+        cells.append([r.run, r.backend, f"{r.tokens:.0f}", r.articles, f"{r.seconds:.2f}",
+                      f"{r.articles / r.seconds:.2f}", f"{base / r.seconds:.2f}",
+                      f"{loop / r.seconds:.2f}" if loop else ""])  # fmt: skip
     return markdown_table(COLUMNS, cells)
 
 
@@ -132,14 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from models.predictor import Predictor
+    from bench.pipeline_server import build_pipeline
+    from models.predictor import resolve_device
 
     args = build_parser().parse_args(argv)
-    if args.quantize and args.backend != "onnx":
-        raise SystemExit("--quantize int8 needs --backend onnx")
     if args.repeats < 1 or args.articles < 1:
         raise SystemExit("--repeats and --articles must be at least 1")
     torch.set_num_threads(args.threads)
+    backends = chosen_backends(args)
     articles, source = sample_articles(args.articles)
     reports = [f"## bench/batch: {source}, median of {args.repeats}; {machine_line(args.threads)}", ""]
     for name in args.model or ["base", "default"]:
@@ -147,20 +182,29 @@ def main(argv: list[str] | None = None) -> int:
         if model.path is None:
             reports += [f"### {model.name}", "", f"skipped: {model.note}", ""]
             continue
-        ensure_export(model, args.backend, args.quantize)
-        predictor = Predictor.from_dir(model.path, args.device, backend=args.backend, quantize=args.quantize)
+        model = with_exports(model, backends)
+        predictors = {backend: load_predictor(model.path, args.device, backend) for backend in backends}
         max_len = max_length(model.path)
+        classify = build_pipeline(model.path, resolve_device(args.device).type)
+
+        def pipeline_one(article: Article, classify: Any = classify, max_len: int = max_len) -> Any:
+            text = f"{article.title}\n{article.text}" if article.title else article.text
+            return classify([text], truncation=True, max_length=max_len)
+
+        device = next(iter(predictors.values())).device
         print(
-            f"{model.name}: timing {len(articles)} articles on {predictor.device} ({predictor.backend}) ..."
+            f"{model.name}: timing {len(articles)} articles on {device}, backends {', '.join(backends)} ..."
         )
-        rows = time_batch(predictor, articles, args.repeats, args.batch_size)
-        size = model_size(model.path, args.backend, args.quantize)
+        rows = time_batch(pipeline_one, predictors, articles, args.repeats, args.batch_size)
+        sizes = "; ".join(f"{b} {model_size(model.path, b)}" for b in backends)
+        stats = length_stats(next(iter(predictors.values())), articles)
         reports += [
             f"### {model.name}",
             "",
-            f"device {predictor.device}; {length_stats(predictor, articles).line(max_len)}",
+            f"params / weights file: {sizes}; max_length {max_len}; device {device}",
+            stats.line(max_len),
             "",
-            batch_table(rows, model.name, size, predictor.backend, max_len),
+            batch_table(rows),
             "",
         ]
     print("\n" + "\n".join(reports))

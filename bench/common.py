@@ -7,7 +7,8 @@ Models, by name on the command line (`--model`):
   artifact (labels coordination_centre / joint_operation / attack, thresholds 0.5, windows of 512 tokens with
   128 overlap). Random weights tag nothing useful, but cost exactly what trained ones cost. It is built once
   and cached under `artifacts/bench/`.
-- `default`: the served model (`NABA_MODEL_DIR`, else `artifacts/starter`), skipped with a note when absent.
+- `default`: the served model (`NABA_MODEL_DIR`, else the shipped `models/default`), skipped with a note when
+  absent. When an ONNX backend is asked for and it has no export, a copy under `artifacts/bench/` is exported.
 - any other value: the path of a Naba artifact.
 
 Articles are real: the labelled dev set and the BBC dev pairs under `NABA_DATA_DIR`, else the seed articles.
@@ -18,17 +19,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as `python bench/<script>.py`: make `bench` and the packages importable
     sys.path.insert(0, str(REPO))
 
-from models.artifacts import WEIGHTS, read_config  # noqa: E402
+from models.artifacts import CHECKSUMS, WEIGHTS, read_config  # noqa: E402
 from models.errors import DataError  # noqa: E402
 from models.results import Article  # noqa: E402
 from service.config import get_settings  # noqa: E402
@@ -40,6 +43,31 @@ BASE_LABELS = ["coordination_centre", "joint_operation", "attack"]
 BASE_VOCAB = 30_000
 VOCAB_ARTICLES = 4_000  # articles the WordPiece vocabulary is trained on
 SEEDS = REPO / "seeds" / "seeds.jsonl"
+
+
+# Naba's encoder backends as the benchmarks name them: (NABA_BACKEND, NABA_QUANTIZE).
+BACKENDS: dict[str, tuple[str, str | None]] = {
+    "torch": ("torch", None),
+    "onnx": ("onnx", None),
+    "onnx-int8": ("onnx", "int8"),
+}
+
+
+def chosen_backends(args: argparse.Namespace) -> list[str]:
+    """`--backend`, or the default for the device: ONNX Runtime is the CPU fast path, so it joins torch on CPU."""
+    if args.backend:
+        return list(dict.fromkeys(args.backend))
+    from models.predictor import resolve_device
+
+    return ["torch"] if resolve_device(args.device).type == "cuda" else ["torch", "onnx-int8"]
+
+
+def load_predictor(path: Path, device: str, backend: str) -> Any:
+    """A `models.predictor.Predictor` over `path` running `backend` (a `BACKENDS` name)."""
+    from models.predictor import Predictor
+
+    kind, quantize = BACKENDS[backend]
+    return Predictor.from_dir(path, device, backend=kind, quantize=quantize)
 
 
 @dataclass(frozen=True)
@@ -164,39 +192,45 @@ def resolve_model(name: str) -> ModelChoice:
     return ModelChoice(str(path), path.resolve())
 
 
-def ensure_export(model: ModelChoice, backend: str, quantize: str | None) -> None:
-    """Make sure the ONNX export that `backend`/`quantize` need exists; bench-built models get one made.
+def with_exports(model: ModelChoice, backends: Sequence[str]) -> ModelChoice:
+    """`model`, with the ONNX exports that `backends` (`BACKENDS` names) need.
 
-    Raises:
-        SystemExit: another model lacks the export (`naba export` writes into the artifact, which is the
-            owner's call, not a benchmark's).
+    A bench-built model gets them written into it. Any other model is never written to (`naba export`
+    writes into the artifact, which is its owner's call): when it lacks an export, the benchmark copies it
+    under `artifacts/bench/` once and exports the copy, which has the same weights.
     """
-    if backend != "onnx" or model.path is None:
-        return
-    from models.onnx_backend import FP32, INT8, ONNX_DIR
-
-    needed = model.path / ONNX_DIR / (INT8 if quantize == "int8" else FP32)
-    if needed.is_file():
-        return
+    onnx = [b for b in backends if BACKENDS[b][0] == "onnx"]
+    if model.path is None or all(weights_file(model.path, b).is_file() for b in onnx):
+        return model
     if not model.owned:
-        flag = " --quantize int8" if quantize == "int8" else ""
-        raise SystemExit(f"{model.path} has no ONNX export; run `naba export --model {model.path}{flag}`")
+        copy = BENCH_DIR / f"{model.path.name}-copy"
+        same = (copy / CHECKSUMS).is_file() and (copy / CHECKSUMS).read_bytes() == (
+            model.path / CHECKSUMS
+        ).read_bytes()
+        if not same:  # absent, or a copy of an older version of the model
+            print(f"copying {model.path} to {copy} to export it to ONNX (the original is left as it is) ...")
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(model.path, copy, ignore=shutil.ignore_patterns("onnx"))
+        model = ModelChoice(f"{model.name}, copied", copy.resolve(), owned=True)
     from models.onnx_backend import export_onnx
 
-    print(f"exporting {model.path.name} to ONNX{' (int8)' if quantize else ''} ...")
-    export_onnx(model.path, quantize=quantize == "int8")
+    if not all(weights_file(model.path, b).is_file() for b in onnx):
+        print(f"exporting {model.path.name} to ONNX (fp32 and int8) ...")
+        export_onnx(model.path, quantize=True)
+    return model
 
 
-def weights_file(path: Path, backend: str, quantize: str | None) -> Path:
-    """The file whose weights run the encoder under `backend`."""
-    if backend != "onnx":
+def weights_file(path: Path, backend: str) -> Path:
+    """The file whose weights run the encoder under `backend` (a `BACKENDS` name)."""
+    kind, quantize = BACKENDS[backend]
+    if kind != "onnx":
         return path / WEIGHTS
     from models.onnx_backend import FP32, INT8, ONNX_DIR
 
     return path / ONNX_DIR / (INT8 if quantize == "int8" else FP32)
 
 
-def model_size(path: Path, backend: str = "torch", quantize: str | None = None) -> str:
+def model_size(path: Path, backend: str = "torch") -> str:
     """`"110.1M / 421 MB"`: parameters in the artifact's weights, and the size of the file the backend runs."""
     from safetensors import safe_open
 
@@ -205,7 +239,7 @@ def model_size(path: Path, backend: str = "torch", quantize: str | None = None) 
         for key in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             shape = f.get_slice(key).get_shape()
             params += _numel(shape)
-    size = weights_file(path, backend, quantize).stat().st_size / 2**20
+    size = weights_file(path, backend).stat().st_size / 2**20
     return f"{params / 1e6:.1f}M / {size:.0f} MB"
 
 
@@ -297,8 +331,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="base, default or an artifact path; repeat for several (default: base, then default).",
     )
     parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx"], help="Naba's encoder backend."
+        "--backend",
+        nargs="+",
+        default=None,
+        choices=list(BACKENDS),
+        help="Naba backends to time, all in the same run (default: torch and onnx-int8 on CPU, torch on GPU).",
     )
-    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=default_threads(), help="torch intra-op threads.")

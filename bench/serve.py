@@ -4,7 +4,8 @@ For each model (`--model`, default `base` then `default`; see `bench/common.py`)
 so that they never share the CPU:
 
 1. `naba serve` in a subprocess on a free 127.0.0.1 port (`NABA_MODEL_DIR`, `NABA_BACKEND`, `NABA_QUANTIZE`,
-   `NABA_DEVICE`, `NABA_TORCH_THREADS` set), waiting for `/readyz`;
+   `NABA_DEVICE`, `NABA_TORCH_THREADS` set), waiting for `/readyz`, once per Naba backend (`--backend`,
+   default torch and onnx-int8 on CPU, torch on GPU);
 2. the baseline, `bench/pipeline_server.py`: a FastAPI app that runs a text-classification pipeline once per
    request on the same encoder and label-head weights (its docstring lists what is and is not the same).
 
@@ -52,10 +53,12 @@ if str(REPO) not in sys.path:
 import httpx  # noqa: E402
 
 from bench.common import (  # noqa: E402
+    BACKENDS,
     ModelChoice,
     add_model_arguments,
-    ensure_export,
+    chosen_backends,
     length_stats,
+    load_predictor,
     machine_line,
     markdown_table,
     max_length,
@@ -63,6 +66,7 @@ from bench.common import (  # noqa: E402
     percentile,
     resolve_model,
     sample_articles,
+    with_exports,
 )
 from models.predictor import resolve_device  # noqa: E402
 from models.results import Article  # noqa: E402
@@ -196,15 +200,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def server_env(args: argparse.Namespace, model_dir: Path) -> dict[str, str]:
+def server_env(args: argparse.Namespace, model_dir: Path, backend: str = "torch") -> dict[str, str]:
     """The environment both servers run in: same threads and device; Naba's settings for the Naba server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NABA_") or k == "NABA_DATA_DIR"}
     threads = str(args.threads)
+    kind, quantize = BACKENDS[backend]
     env |= {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false",
             "HF_HUB_OFFLINE": "1", "NABA_MODEL_DIR": str(model_dir), "NABA_TORCH_THREADS": threads,
-            "NABA_DEVICE": args.device, "NABA_BACKEND": args.backend, "NABA_LOG_LEVEL": "warning"}  # fmt: skip
-    if args.quantize:
-        env["NABA_QUANTIZE"] = args.quantize
+            "NABA_DEVICE": args.device, "NABA_BACKEND": kind, "NABA_LOG_LEVEL": "warning"}  # fmt: skip
+    if quantize:
+        env["NABA_QUANTIZE"] = quantize
     return env
 
 
@@ -248,31 +253,38 @@ def forward_times(
     return times
 
 
-def serve_both(
-    model_dir: Path, payloads: list[dict[str, Any]], args: argparse.Namespace
-) -> tuple[str, list[LoadResult], list[LoadResult]]:
-    """Start, drive and stop the Naba server, then the baseline; returns Naba's backend and both results."""
-    env = server_env(args, model_dir)
+def serve_naba(
+    model_dir: Path, backend: str, payloads: list[dict[str, Any]], args: argparse.Namespace
+) -> list[LoadResult]:
+    """Start `naba serve` with `backend`, check it runs that backend, drive it, stop it."""
     port = free_port()
-    naba_cmd = [sys.executable, "-m", "naba.cli", "serve", "--model", str(model_dir), "--port", str(port)]
-    print(f"{model_dir}: naba serve on 127.0.0.1:{port} ...")
-    with server("naba serve", naba_cmd, env, port, args.startup_timeout) as url:
-        backend = served_backend(url) or "torch"
-        wanted = args.backend if args.quantize is None else f"{args.backend}-{args.quantize}"
-        if backend != wanted:
+    naba_cmd = [sys.executable, "-m", "naba", "serve", "--model", str(model_dir), "--port", str(port)]
+    print(f"{model_dir}: naba serve ({backend}) on 127.0.0.1:{port} ...")
+    with server(
+        "naba serve", naba_cmd, server_env(args, model_dir, backend), port, args.startup_timeout
+    ) as url:
+        served = served_backend(url) or "torch"
+        if served != backend:
             raise SystemExit(
-                f"asked naba serve for backend {wanted!r} but /v1/model reports {backend!r}: does the service "
+                f"asked naba serve for backend {backend!r} but /v1/model reports {served!r}: does the service "
                 "read NABA_BACKEND and report its backend?"
             )
-        naba = run_levels("naba", f"{url}/v1/analyze", payloads, args)
+        return run_levels(f"naba {backend}", f"{url}/v1/analyze", payloads, args)
+
+
+def serve_baseline(
+    model_dir: Path, payloads: list[dict[str, Any]], args: argparse.Namespace
+) -> list[LoadResult]:
+    """Start the pipeline baseline server, drive it, stop it."""
     port = free_port()
     base_cmd = [sys.executable, str(REPO / "bench" / "pipeline_server.py"), "--model", str(model_dir),
                 "--port", str(port), "--threads", str(args.threads), "--device", resolve_device(args.device).type,
                 *(["--serial"] if args.baseline_serial else [])]  # fmt: skip
     print(f"{model_dir}: pipeline baseline on 127.0.0.1:{port} ...")
-    with server("pipeline baseline", base_cmd, env, port, args.startup_timeout) as url:
-        baseline = run_levels("baseline", f"{url}/v1/analyze", payloads, args)
-    return backend, naba, baseline
+    with server(
+        "pipeline baseline", base_cmd, server_env(args, model_dir), port, args.startup_timeout
+    ) as url:
+        return run_levels("baseline", f"{url}/v1/analyze", payloads, args)
 
 
 def forward_line(predictor: Any, articles: list[Article], naba: list[LoadResult], reps: int) -> str:
@@ -289,40 +301,52 @@ def forward_line(predictor: Any, articles: list[Article], naba: list[LoadResult]
 
 
 def bench_model(model: ModelChoice, articles: list[Article], args: argparse.Namespace) -> str:
-    """Serve `model` both ways, drive both, time single forward passes; return the report as markdown."""
+    """Serve `model` with each Naba backend and the usual way, one server at a time, drive each, time single
+    forward passes; return the report as markdown."""
     import torch
-
-    from models.predictor import Predictor
 
     if model.path is None:
         raise ValueError(f"{model.name} has no artifact: {model.note}")
-    ensure_export(model, args.backend, args.quantize)
+    backends = chosen_backends(args)
+    model = with_exports(model, backends)
     payloads = [{"text": a.text, **({"title": a.title} if a.title else {})} for a in articles]
-    backend, naba, baseline = serve_both(model.path, payloads, args)
+    naba = {backend: serve_naba(model.path, backend, payloads, args) for backend in backends}
+    baseline = serve_baseline(model.path, payloads, args)
 
     torch.set_num_threads(args.threads)  # the servers are gone: this process has the CPUs to itself
-    predictor = Predictor.from_dir(model.path, args.device, backend=args.backend, quantize=args.quantize)
-    fwd = forward_line(predictor, articles, naba, args.forward_reps)
-    rows = []
-    for n, b in zip(naba, baseline, strict=True):
-        rows.append(_row("naba", backend, n, f"{n.rate / b.rate:.2f}" if b.rate > 0 else "n/a"))
+    lines, rows = [], []
+    for backend, results in naba.items():
+        predictor = load_predictor(model.path, args.device, backend)
+        lines.append(f"{backend}: {forward_line(predictor, articles, results, args.forward_reps)}")
+    for level, b in enumerate(baseline):
+        for backend, results in naba.items():
+            n = results[level]
+            rows.append(_row("naba", backend, n, f"{n.rate / b.rate:.2f}" if b.rate > 0 else "n/a"))
         rows.append(_row("pipeline (baseline)", "torch", b, "1.00"))
+    if "torch" in naba and len(naba) > 1:
+        for backend in [b for b in naba if b != "torch"]:
+            ratios = ", ".join(
+                f"c={fast.concurrency} {fast.rate / slow.rate:.2f}"
+                for fast, slow in zip(naba[backend], naba["torch"], strict=True)
+                if slow.rate > 0
+            )
+            lines.append(f"naba {backend} over naba torch, articles/s: {ratios}")
     max_len = max_length(model.path)
     stats = length_stats(predictor, articles)
     mode = "one request at a time" if args.baseline_serial else "one request per FastAPI thread"
-    size = model_size(model.path, args.backend, args.quantize)
+    sizes = "; ".join(f"{b} {model_size(model.path, b)}" for b in backends)
     return "\n".join([
         f"### {model.name}",
         "",
-        f"model: {size} (params / weights file), max_length {max_len}, device {predictor.device}, "
-        f"naba backend {backend}, torch threads per server: {args.threads}, {args.seconds:g} s per level",
+        f"params / weights file: {sizes}; max_length {max_len}, device {predictor.device}, "
+        f"torch threads per server: {args.threads}, {args.seconds:g} s per level",
         stats.line(max_len),
         f"baseline: transformers pipeline, {mode}, truncated to the first {max_len} tokens: it reads "
         f"{stats.truncated_share(max_len):.0%} of the article tokens that Naba reads",
         "",
         markdown_table(COLUMNS, rows),
         "",
-        fwd,
+        *lines,
     ])  # fmt: skip
 
 
@@ -355,8 +379,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.quantize and args.backend != "onnx":
-        raise SystemExit("--quantize int8 needs --backend onnx")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so that `finally` stops the servers
     articles, source = sample_articles(args.articles)
     reports = [f"## bench/serve: {source}; {machine_line(args.threads)}", ""]

@@ -237,6 +237,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--summary-sentences", type=int, default=1, help="Summary length for ROUGE.")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx"], help="onnx needs `naba export`."
+    )
+    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
+    parser.add_argument(
         "--report",
         metavar="DIR",
         help="Also write a report into DIR (created if missing, files overwritten): metrics.json, labels.md, "
@@ -244,12 +248,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
 
-    predictor = Predictor.from_dir(args.model, device=args.device)
+    predictor = Predictor.from_dir(
+        args.model, device=args.device, backend=args.backend, quantize=args.quantize
+    )
     records = read_records(args.data)
     scored = score_records(predictor, records, args.summary_sentences)
     metrics = compute_metrics(predictor, records, scored, args.summary_sentences)
     metrics["data"] = ", ".join(args.data)
-    metrics["model"] = {"name": predictor.ref.name, "version": predictor.ref.version, "path": str(args.model)}
+    metrics["model"] = {
+        "name": predictor.ref.name,
+        "version": predictor.ref.version,
+        "path": str(args.model),
+        "backend": predictor.backend,
+    }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
     logger.info("wrote %s", args.output)

@@ -73,5 +73,5 @@ def test_drive_counts_errors_and_respects_max_requests(model_dir: Path) -> None:
 
 def test_help_documents_options() -> None:
     text = build_parser().format_help()
-    for option in ("--model", "--seconds", "--concurrency", "--backend", "--quantize", "--threads"):
+    for option in ("--model", "--seconds", "--concurrency", "--backend", "onnx-int8", "--threads"):
         assert option in text

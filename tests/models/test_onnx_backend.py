@@ -92,6 +92,24 @@ def test_int8_keeps_macro_f1_and_tags(exported: Path, train_file: Path) -> None:
     assert [[r.label for r in a.labels] for a in int8.analyze(SEEDS)] == fp32_tags
 
 
+def test_naba_evaluate_scores_with_the_backend_asked_for(
+    exported: Path, train_file: Path, tmp_path: Path
+) -> None:
+    runs = {}
+    for name, flags in {"torch": [], "onnx-int8": ["--backend", "onnx", "--quantize", "int8"]}.items():
+        output = tmp_path / f"{name}.json"
+        assert main(["evaluate", "--model", str(exported), "--data", str(train_file), "--output", str(output),
+                     "--device", "cpu", *flags]) == 0  # fmt: skip
+        runs[name] = json.loads(output.read_text("utf-8"))
+    assert {name: run["model"]["backend"] for name, run in runs.items()} == {
+        "torch": "torch",
+        "onnx-int8": "onnx-int8",
+    }
+    assert (
+        abs(runs["onnx-int8"]["macro_f1"] - runs["torch"]["macro_f1"]) <= 0.05
+    )  # the exact bound is tested above
+
+
 def test_tampered_export_is_refused(exported: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(exported, tmp_path / "tiny"))
     with (copy / ONNX_DIR / FP32).open("ab") as handle:
