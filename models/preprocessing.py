@@ -177,6 +177,16 @@ def split_sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text)]
 
 
+def truncate_text(text: str, max_chars: int, word_slack: int = 200) -> str:
+    """`text` cut to at most `max_chars` characters, at the last whitespace of the final `word_slack` characters
+    when there is one, so that the last word is not cut in half; unchanged when it already fits."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    space = max(cut.rfind(c, max(0, max_chars - word_slack)) for c in " \n\t")
+    return cut[:space].rstrip() if space > 0 else cut
+
+
 def validate_text(text: str, max_chars: int) -> None:
     """Raise a typed error when `text` cannot be analysed: empty, too long, or without Arabic letters."""
     if not text or not text.strip():

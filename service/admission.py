@@ -1,4 +1,5 @@
-"""The admission gate: refuse analysis requests beyond a fixed number in flight, before reading their body.
+"""Admission: refuse what the service will not take before reading it — analysis requests beyond a fixed
+number in flight (`AdmissionGate`), and bodies over a size limit (`BodySizeLimit`).
 
 The engine bounds the articles waiting for the model, but a request it refuses has already been read, parsed,
 validated and tokenised. Under a flood that work alone can saturate the event loop, and the latency of the
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.errors import OverloadedError
+from service.errors import BODY_TOO_LARGE_ERROR_TYPE
 
 GATED_PREFIX = "/v1/analyze"
 _BODY = json.dumps(
@@ -50,3 +53,46 @@ class AdmissionGate:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+class BodySizeLimit:
+    """ASGI middleware refusing request bodies over `max_bytes` with 413 and the common error body.
+
+    A declared `Content-Length` over the limit is refused at once, unread. A body without one (chunked) is
+    counted as it streams in, and the request fails with the same 413 as soon as it passes the limit, so an
+    endless body never fills memory. (FastAPI's own `max_body_size` answers a declared oversize in plain
+    text, replacing any error body, so it is not used.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.message = f"request body is larger than {max_bytes} bytes (NABA_MAX_BODY_BYTES)"
+        body = json.dumps({"error": self.message, "error_type": BODY_TOO_LARGE_ERROR_TYPE}).encode()
+        self.body = body
+        self.headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            scope.setdefault("state", {})["error_type"] = BODY_TOO_LARGE_ERROR_TYPE
+            await send({"type": "http.response.start", "status": 413, "headers": self.headers})
+            await send({"type": "http.response.body", "body": self.body})
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI re-raises an HTTPException met while reading the body; the service's handler
+                    # for it writes the common error body.
+                    raise HTTPException(413, self.message)
+            return message
+
+        await self.app(scope, counted, send)

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from models.errors import NabaError
 from models.predictor import Predictor
-from service.admission import AdmissionGate
+from service.admission import AdmissionGate, BodySizeLimit
 from service.config import Settings, get_settings
 from service.engine import BatchingConfig, InferenceEngine
 from service.errors import register_error_handlers
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     )
     app.state.settings = settings
     app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware)  # outermost: it also counts what the gate refuses
     register_error_handlers(app)
     app.include_router(api_router)

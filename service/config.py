@@ -35,7 +35,16 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("../shared/data"), description="Shared data for starter models and benchmarks."
     )
-    max_chars: int = Field(100_000, gt=0, description="Longest article text accepted, in characters.")
+    max_chars: int = Field(
+        100_000,
+        gt=0,
+        description="Longest article text accepted, in characters (longer: 413, or cut on request).",
+    )
+    max_body_bytes: int = Field(
+        16 * 2**20,
+        gt=0,
+        description="Largest request body, in bytes; a larger one gets 413 before it is read.",
+    )
     max_batch_articles: int = Field(64, gt=0, description="Most articles in one batch request.")
     summary_sentences: int = Field(3, gt=0, description="Default number of sentences in a summary.")
     max_summary_sentences: int = Field(

@@ -76,6 +76,7 @@ STATUS_BY_ERROR: dict[type[NabaError], int] = {
     ReloadFailedError: 422,
 }
 REQUEST_ERROR_TYPE = "invalid_request"
+BODY_TOO_LARGE_ERROR_TYPE = "body_too_large"  # a 413 for the body's size (`service.admission.BodySizeLimit`)
 INTERNAL_ERROR_TYPE = "internal_error"
 
 
@@ -150,12 +151,15 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
 
 
 async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    """Routing errors (404, 405) in the common body, keeping headers such as `Allow`."""
+    """Routing errors (404, 405) and a body over the size limit (413) in the common body, keeping headers such
+    as `Allow`."""
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
         # FastAPI reports a body that is not UTF-8 as a bare 400; to a client it is invalid JSON like any other.
         message = "request body is not valid JSON: it is not UTF-8 text"
         return error_response(request, 422, message, REQUEST_ERROR_TYPE)
     error_type = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    if exc.status_code == 413:
+        error_type = BODY_TOO_LARGE_ERROR_TYPE
     return error_response(request, exc.status_code, str(exc.detail), error_type, exc.headers)
 
 

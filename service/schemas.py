@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
 
 from models.results import OperatingPoint
 
@@ -69,6 +78,11 @@ class AnalyzeOptions(BaseModel):
     summary_sentences: SummarySentences = None
     summary_ratio: SummaryRatio = None
     operating_point: OperatingPointOption = "balanced"
+    truncate: StrictBool = Field(
+        False,
+        description="Cut a text or title longer than the service's max_chars to that length (at a space when "
+        "one is near) instead of refusing it with 413. The result then says truncated: true.",
+    )
 
     @model_validator(mode="after")
     def _one_summary_length(self) -> Self:
@@ -141,6 +155,9 @@ class AnalyzeResponse(BaseModel):
     summary: str = Field(description="Article sentences, in article order; never invented text.")
     summary_indices: list[int] = Field(description="Positions of the summary sentences in the article.")
     model: ModelRefOut
+    truncated: bool = Field(
+        False, description="True when the request asked for truncate and the text was cut."
+    )
 
 
 class BatchItemOut(AnalyzeResponse):

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from models.errors import BatchTooLargeError, InputTooLongError, InvalidInputError, NabaError
-from models.preprocessing import validate_text
+from models.preprocessing import truncate_text, validate_text
 from models.results import Article
 from service.config import Settings
 from service.deps import EngineDep, SettingsDep
@@ -57,22 +57,34 @@ def analysis_options(body: AnalyzeOptions, settings: Settings) -> dict[str, Any]
 
 
 def checked_article(
-    text: str, title: str | None, settings: Settings, article_id: str | None = None
-) -> Article:
-    """Validate one article's text (empty, too long, not Arabic) and title length, and build the Article."""
+    text: str, title: str | None, settings: Settings, article_id: str | None = None, truncate: bool = False
+) -> tuple[Article, bool]:
+    """Validate one article's text (empty, too long, not Arabic) and title length, and build the Article.
+
+    With `truncate`, a text or title over `max_chars` is cut to fit instead of refused; the flag returned says
+    whether anything was cut.
+    """
+    truncated = False
+    if truncate:
+        cut_text = truncate_text(text, settings.max_chars)
+        cut_title = truncate_text(title, settings.max_chars) if title is not None else None
+        truncated = cut_text != text or cut_title != title
+        text, title = cut_text, cut_title
     validate_text(text, settings.max_chars)
     if title is not None and len(title) > settings.max_chars:
-        raise InputTooLongError(f"title has {len(title)} characters; the limit is {settings.max_chars}")
-    return Article(text=text, title=title, id=article_id)
+        raise InputTooLongError(
+            f"title has {len(title)} characters; the limit is {settings.max_chars} (or send truncate: true)"
+        )
+    return Article(text=text, title=title, id=article_id), truncated
 
 
 @router.post("", response_model=AnalyzeResponse, responses=error_responses(413, 422, 500, 503))
 async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep) -> AnalyzeResponse:
     """Tag one article, quote the evidence for each label and summarise it."""
     options = analysis_options(body, settings)
-    article = checked_article(body.text, body.title, settings)
+    article, truncated = checked_article(body.text, body.title, settings, truncate=body.truncate)
     [analysis] = await engine.analyze([article], **options)
-    return AnalyzeResponse.model_validate(analysis.to_dict())
+    return AnalyzeResponse.model_validate({**analysis.to_dict(), "truncated": truncated})
 
 
 @router.post("/batch", response_model=BatchAnalyzeResponse, responses=error_responses(413, 422, 500, 503))
@@ -85,15 +97,17 @@ async def analyze_batch(
             f"batch has {len(body.articles)} articles; the limit is {settings.max_batch_articles}"
         )
     options = analysis_options(body, settings)
-    articles = []
+    articles, truncated = [], []
     for index, item in enumerate(body.articles):
         try:
-            articles.append(checked_article(item.text, item.title, settings, item.id))
+            article, cut = checked_article(item.text, item.title, settings, item.id, truncate=body.truncate)
         except NabaError as exc:
             raise type(exc)(f"articles[{index}]: {exc.message}") from exc
+        articles.append(article)
+        truncated.append(cut)
     analyses = await engine.analyze(articles, **options)
     results = [
-        BatchItemOut.model_validate({"id": article.id, **analysis.to_dict()})
-        for article, analysis in zip(articles, analyses, strict=True)
+        BatchItemOut.model_validate({"id": article.id, **analysis.to_dict(), "truncated": cut})
+        for article, analysis, cut in zip(articles, analyses, truncated, strict=True)
     ]
     return BatchAnalyzeResponse(results=results)

@@ -95,19 +95,22 @@ def test_int8_keeps_macro_f1_and_tags(exported: Path, train_file: Path) -> None:
 def test_naba_evaluate_scores_with_the_backend_asked_for(
     exported: Path, train_file: Path, tmp_path: Path
 ) -> None:
+    flags = {
+        "torch": [],
+        "onnx": ["--backend", "onnx"],
+        "onnx-int8": ["--backend", "onnx", "--quantize", "int8"],
+    }
     runs = {}
-    for name, flags in {"torch": [], "onnx-int8": ["--backend", "onnx", "--quantize", "int8"]}.items():
+    for name, extra in flags.items():
         output = tmp_path / f"{name}.json"
         assert main(["evaluate", "--model", str(exported), "--data", str(train_file), "--output", str(output),
-                     "--device", "cpu", *flags]) == 0  # fmt: skip
+                     "--device", "cpu", *extra]) == 0  # fmt: skip
         runs[name] = json.loads(output.read_text("utf-8"))
-    assert {name: run["model"]["backend"] for name, run in runs.items()} == {
-        "torch": "torch",
-        "onnx-int8": "onnx-int8",
-    }
-    assert (
-        abs(runs["onnx-int8"]["macro_f1"] - runs["torch"]["macro_f1"]) <= 0.05
-    )  # the exact bound is tested above
+    assert {name: run["model"]["backend"] for name, run in runs.items()} == {name: name for name in flags}
+    # The fp32 export gives torch's scores (to 1e-3), hence its metrics; int8's accuracy bound is tested above
+    # with thresholds away from the scores, since the tiny model's own thresholds sit among them.
+    assert runs["onnx"]["macro_f1"] == pytest.approx(runs["torch"]["macro_f1"])
+    assert 0.0 <= runs["onnx-int8"]["macro_f1"] <= 1.0
 
 
 def test_tampered_export_is_refused(exported: Path, tmp_path: Path) -> None:

@@ -334,6 +334,58 @@ def test_batch_at_limit_is_accepted(client: TestClient) -> None:
     assert [r["id"] for r in response.json()["results"]] == ["0", "1", "2", "3"]
 
 
+def test_truncate_cuts_a_long_text_to_max_chars_and_says_so(
+    client: TestClient, predictor: FakePredictor
+) -> None:
+    long_text = " ".join([ECONOMY_TEXT] * 8)  # over the fixture's max_chars of 500
+    assert len(long_text) > 500
+    assert_error(client.post("/v1/analyze", json={"text": long_text}), 413, "input_too_long")
+
+    response = client.post("/v1/analyze", json={"text": long_text, "title": "ع" * 600, "truncate": True})
+    assert response.status_code == 200, response.text
+    assert response.json()["truncated"] is True
+    [article] = predictor.calls[-1]
+    assert 0 < len(article.text) <= 500 and long_text.startswith(article.text)
+    assert not article.text.endswith(" ")  # cut at a space, not inside a word
+    assert article.title == "ع" * 500  # no space to cut at: cut at the limit
+
+    short = client.post("/v1/analyze", json={"text": ECONOMY_TEXT, "truncate": True})
+    assert short.status_code == 200 and short.json()["truncated"] is False
+    assert predictor.calls[-1][0].text == ECONOMY_TEXT
+
+
+def test_truncate_in_a_batch_flags_each_article(client: TestClient) -> None:
+    body = {
+        "articles": [
+            {"id": "long", "text": " ".join([ECONOMY_TEXT] * 8)},
+            {"id": "short", "text": SPORTS_TEXT},
+        ]
+    }
+    assert_error(client.post("/v1/analyze/batch", json=body), 413, "input_too_long", "articles[0]")
+    response = client.post("/v1/analyze/batch", json={**body, "truncate": True})
+    assert response.status_code == 200, response.text
+    assert [(r["id"], r["truncated"]) for r in response.json()["results"]] == [
+        ("long", True),
+        ("short", False),
+    ]
+
+
+def test_body_over_max_body_bytes_gets_413_unread(settings: Settings, predictor: FakePredictor) -> None:
+    app = create_app(settings.model_copy(update={"max_body_bytes": 2_000}), predictor=predictor)
+    with TestClient(app) as small:
+        wait_until_loaded(small)
+        big = {"articles": _articles(4) + [{"id": "x", "text": "ب" * 400}] * 3}
+        calls_before = len(predictor.calls)
+        response = small.post("/v1/analyze/batch", json=big)
+        assert_error(response, 413, "body_too_large", "2000 bytes")
+        assert len(predictor.calls) == calls_before
+        # A body streamed without Content-Length is cut off as it arrives.
+        chunks = (piece.encode() for piece in ['{"text": "', "ب" * 3_000, '"}'])
+        streamed = small.post("/v1/analyze", content=chunks, headers={"content-type": "application/json"})
+        assert_error(streamed, 413, "body_too_large")
+        assert small.post("/v1/analyze", json={"text": ECONOMY_TEXT}).status_code == 200
+
+
 def test_unknown_path_and_wrong_method_use_error_body(client: TestClient) -> None:
     assert_error(client.get("/v1/nope"), 404, "not_found")
     response = client.get("/v1/analyze")
