@@ -16,6 +16,7 @@ from models.preprocessing import (
     normalize,
     sentence_spans,
     split_sentences,
+    truncate_text,
     validate_text,
 )
 
@@ -106,3 +107,15 @@ def test_validate_text_errors() -> None:
     with pytest.raises(InvalidInputError, match="no Arabic"):
         validate_text("hello world", max_chars=100)
     validate_text("مرحبا", max_chars=100)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ARABIC_TEXT, st.integers(min_value=1, max_value=320))
+def test_truncate_text_keeps_a_prefix_within_the_limit(text: str, max_chars: int) -> None:
+    cut = truncate_text(text, max_chars, word_slack=20)
+    assert len(cut) <= max_chars
+    assert text.startswith(cut)  # never reorders or rewrites: a prefix of the text
+    if len(text) <= max_chars:
+        assert cut == text
+    elif not any(c in text[max(0, max_chars - 20) : max_chars] for c in " \n\t"):
+        assert cut == text[:max_chars]  # no space near the limit: cut exactly there
