@@ -133,13 +133,13 @@ def build_base_artifact(output: Path | None = None) -> Path:
     if (output / "naba_config.json").is_file():
         return output
     import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     from models.artifacts import NabaConfig, save_artifact
     from models.encoding import WindowConfig
     from models.errors import ArtifactError
     from models.modeling import HeadConfig, NabaModel
-    from training.encoder import train_wordpiece
+    from training.encoder import EncoderSize, bert_config, train_wordpiece
 
     root = data_dir()
     files = [root / "labelled" / "train.jsonl", root / "summaries" / "bbc_train.jsonl"]
@@ -148,15 +148,7 @@ def build_base_artifact(output: Path | None = None) -> Path:
     print(f"building {output.name}: WordPiece on {len(texts)} articles, then random BERT-base weights ...")
     tokenizer = train_wordpiece(texts, BASE_VOCAB)
     tokenizer.model_max_length = 512
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=768,
-        num_hidden_layers=12,
-        num_attention_heads=12,
-        intermediate_size=3072,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = bert_config(tokenizer, EncoderSize.bert_shaped(BASE_VOCAB, 768, 12, 12, 512))  # BERT-base
     torch.manual_seed(0)
     model = NabaModel(BertModel(config), HeadConfig(num_labels=len(BASE_LABELS))).eval()
     naba_config = NabaConfig(

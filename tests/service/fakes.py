@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from models.predictor import DEFAULT_OPTIONS, ResultOptions, summary_length
+from models.predictor import DEFAULT_OPTIONS, Predictor, ResultOptions, summary_length
 from models.preprocessing import split_sentences
 from models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
 
@@ -96,18 +96,8 @@ class FakePredictor:
         )
         return self._one(encoded.article, n_summary, options.operating_point)
 
-    def analyze(
-        self,
-        articles: Sequence[Article],
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        max_summary_sentences: int | None = None,
-        operating_point: OperatingPoint = "balanced",
-    ) -> list[Analysis]:
-        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
-        encoded = [self.encode(a) for a in articles]
-        return [self.result(e, s, options) for e, s in zip(encoded, self.score(encoded), strict=True)]
+    # The real predictor's analyze, over this fake's encode, score and result stages.
+    analyze = Predictor.analyze
 
     def warm_up(self) -> None:
         self._one(Article(text="نص للتحمية."), 1)
