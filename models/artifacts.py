@@ -79,6 +79,9 @@ class NabaConfig:
     summary_sentences: int = 3  # default summary length when a request does not say
     summary_max_chars: int = 1200  # length budget of a summary
     evidence_sentences: int = 2  # most evidence sentences per label
+    # Rank the sentences where the guide's rules for a label fire (`models.rules.positive_votes`) before the
+    # rest, each group by the evidence head's score. Off: the evidence head's ranking alone.
+    evidence_rules: bool = True
     data_hash: str | None = None
     metrics: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from models.encoding import EncodedArticle, collate, encode_article
 from models.errors import InvalidInputError, NabaError
 from models.modeling import NabaModel
 from models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
+from models.rules import positive_votes
 
 logger = logging.getLogger(__name__)
 
@@ -352,7 +353,7 @@ class Predictor:
         labels = []
         for k, (label, threshold) in enumerate(zip(self.config.labels, thresholds, strict=True)):
             if scores.label_probs[k] >= threshold:
-                evidence = [sentences[i] for i in self.evidence_indices(scores, k, threshold)]
+                evidence = [sentences[i] for i in self.evidence_indices(sentences, scores, k, threshold)]
                 labels.append(LabelResult(label, float(scores.label_probs[k]), evidence))
         labels.sort(key=lambda r: -r.score)
         chosen = self._summary(sentences, scores.summary_logits, n_summary)
@@ -365,19 +366,30 @@ class Predictor:
             sentences=sentences,
         )
 
-    def evidence_indices(self, scores: Scores, k: int, threshold: float | None = None) -> list[int]:
-        """Indices of the sentences that drive label `k`: those scoring over its threshold, best first.
+    def evidence_indices(
+        self, sentences: Sequence[str], scores: Scores, k: int, threshold: float | None = None
+    ) -> list[int]:
+        """Indices of the sentences that drive label `k`, best first, at most `evidence_sentences`.
 
-        `threshold` is that of the request's operating point; by default the label's balanced threshold.
+        With `evidence_rules` (the default), sentences where more of the guide's rules for the label fire
+        come first, then the evidence head's order: on dev, the head alone puts the annotators' quote among
+        its two sentences for 0.55 of the labels, the rules first for 0.77 (see `training/RECIPES.md`). A
+        sentence is kept when a rule fires in it or the head scores it over `threshold` (the request's
+        operating point; by default the label's balanced threshold); the best one is always kept.
+
+        Args:
+            sentences: the article's body sentences, those `scores` are over.
         """
-        if len(scores.sentence_logits) == 0:
-            return []
         logits = scores.sentence_logits[:, k]
-        order = np.argsort(-logits, kind="stable")
-        probs = 1.0 / (1.0 + np.exp(-logits[order]))
+        if len(logits) == 0:
+            return []
+        label = self.config.labels[k]
+        votes = positive_votes(sentences, label) if self.config.evidence_rules else [0] * len(logits)
+        order = sorted(range(len(logits)), key=lambda i: (-votes[i], -logits[i]))
+        probs = 0.5 * (1.0 + np.tanh(0.5 * logits))  # sigmoid that never overflows
         threshold = self.config.thresholds[k] if threshold is None else threshold
-        keep = [int(i) for i, p in zip(order, probs, strict=True) if p >= threshold]
-        return (keep or [int(order[0])])[: self.config.evidence_sentences]
+        keep = [i for i in order if votes[i] > 0 or probs[i] >= threshold]
+        return (keep or order[:1])[: self.config.evidence_sentences]
 
     def _summary(self, sentences: list[str], logits: np.ndarray, n: int) -> list[int]:
         """Best-scoring sentences within the length budget, in article order; always at least one."""

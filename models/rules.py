@@ -489,18 +489,29 @@ def no_positive_name(label: str) -> str:
     return f"{label}:no_positive"
 
 
+def _label_votes(folded: str, label: str) -> list[LabellingFunction]:
+    """The functions of `label` that vote on one folded sentence, after masking and `yields_to`."""
+    fired = [lf for lf in _BY_LABEL[label] if lf.fires(folded)]
+    names = {lf.name for lf in fired}
+    fired = [lf for lf in fired if names.isdisjoint(lf.yields_to)]
+    if any(lf.masks for lf in fired):
+        fired = [lf for lf in fired if lf.vote == NEGATIVE]
+    return fired
+
+
 def sentence_votes(sentence: str) -> dict[str, list[LabellingFunction]]:
     """The functions that vote on one sentence (original text), per label, after masking and `yields_to`."""
     folded = normalize(sentence, FOLD_ALL)
-    votes: dict[str, list[LabellingFunction]] = {}
-    for label in LABELS:
-        fired = [lf for lf in _BY_LABEL[label] if lf.fires(folded)]
-        names = {lf.name for lf in fired}
-        fired = [lf for lf in fired if names.isdisjoint(lf.yields_to)]
-        if any(lf.masks for lf in fired):
-            fired = [lf for lf in fired if lf.vote == NEGATIVE]
-        votes[label] = fired
-    return votes
+    return {label: _label_votes(folded, label) for label in LABELS}
+
+
+def positive_votes(sentences: Sequence[str], label: str) -> list[int]:
+    """How many of `label`'s positive functions vote in each sentence: the guide's pointer to the sentences a
+    person would quote for it (`Predictor.evidence_indices` ranks them first). All zeros for a label the
+    guide has no rules for, which a retrained label set may bring."""
+    if label not in _BY_LABEL:
+        return [0] * len(sentences)
+    return [sum(lf.vote == POSITIVE for lf in _label_votes(normalize(s, FOLD_ALL), label)) for s in sentences]
 
 
 @dataclass(frozen=True)

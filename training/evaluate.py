@@ -150,7 +150,7 @@ def evidence_metrics(
             quotes += 1
             count = counts[label]
             sentences = item.analysis.sentences
-            given = [sentences[i] for i in predictor.evidence_indices(item.scores, index[label])]
+            given = [sentences[i] for i in predictor.evidence_indices(sentences, item.scores, index[label])]
             hit_all = evidence_hit(record.text, quote, given)
             if hit_all is None:
                 count["not_found"] += 1

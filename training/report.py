@@ -212,7 +212,7 @@ def errors_markdown(
         for i in false_neg[np.argsort(probs[false_neg, j], kind="stable")][:N_ERRORS]:
             record, item = labelled[i]
             sentences = item.analysis.sentences
-            would = [sentences[s] for s in predictor.evidence_indices(item.scores, j)]
+            would = [sentences[s] for s in predictor.evidence_indices(sentences, item.scores, j)]
             gold = (record.evidence or {}).get(label)
             lines += _error_entry(record, float(probs[i, j]), would, "evidence had it been tagged", gold)
         if not len(false_neg):

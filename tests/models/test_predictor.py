@@ -10,7 +10,14 @@ import torch
 
 from models.artifacts import NabaConfig
 from models.errors import InvalidInputError
-from models.predictor import WINDOWS_PER_PASS, Predictor, inference_dtype, resolve_device, summary_length
+from models.predictor import (
+    WINDOWS_PER_PASS,
+    Predictor,
+    Scores,
+    inference_dtype,
+    resolve_device,
+    summary_length,
+)
 from models.preprocessing import split_sentences
 from models.results import OPERATING_POINTS, Article
 from tests.conftest import NEGATIVES, seed_records
@@ -127,9 +134,9 @@ def test_operating_point_picks_the_thresholds_for_tags_and_evidence(
     seen: list[float | None] = []
     evidence_indices = tuned.evidence_indices
 
-    def spy(scores, label_index, threshold=None):  # type: ignore[no-untyped-def]
+    def spy(sentences, scores, label_index, threshold=None):  # type: ignore[no-untyped-def]
         seen.append(threshold)
-        return evidence_indices(scores, label_index, threshold)
+        return evidence_indices(sentences, scores, label_index, threshold)
 
     monkeypatch.setattr(tuned, "evidence_indices", spy)
     balanced = tuned.analyze([SEEDS[0]])[0]
@@ -141,6 +148,34 @@ def test_operating_point_picks_the_thresholds_for_tags_and_evidence(
     assert seen == [0.3] * len(recall.labels)
     with pytest.raises(InvalidInputError, match="operating_point"):
         tuned.analyze([SEEDS[0]], operating_point="lenient")  # type: ignore[arg-type]
+
+
+def _scores(sentence_logits: np.ndarray) -> Scores:
+    n, k = sentence_logits.shape
+    return Scores(np.full(k, 0.9), sentence_logits, np.zeros(n), np.zeros(k))
+
+
+def test_evidence_ranks_sentences_the_guides_rules_point_at_first(predictor: Predictor) -> None:
+    """The sentence with most of the label's rules firing comes first, even where the head scores it
+    lowest; then the head's order. A sentence no rule fires in is kept only over the threshold."""
+    if "attack" not in predictor.labels:
+        pytest.skip("the test model has no attack label")
+    k = predictor.labels.index("attack")
+    sentences = [
+        "وأكد الجانبان أهمية التنسيق بين البلدين.",
+        "وشن مسلحون هجوما على حاجز للجيش.",
+        "وقال المتحدث إن الوضع هادئ.",
+    ]
+    logits = np.zeros((len(sentences), len(predictor.labels)), dtype=np.float32)
+    logits[:, k] = [3.0, -3.0, 1.0]
+    ruled = _with_config(predictor, evidence_rules=True, evidence_sentences=3)
+    head = _with_config(predictor, evidence_rules=False, evidence_sentences=3)
+    assert head.evidence_indices(sentences, _scores(logits), k, threshold=0.5) == [0, 2]
+    assert ruled.evidence_indices(sentences, _scores(logits), k, threshold=0.5) == [1, 0, 2]
+    assert ruled.evidence_indices(sentences, _scores(logits), k, threshold=0.99) == [1]
+    assert head.evidence_indices(sentences, _scores(logits), k, threshold=0.99) == [0]  # the best, always
+    assert _with_config(ruled, evidence_sentences=1).evidence_indices(sentences, _scores(logits), k) == [1]
+    assert ruled.evidence_indices([], _scores(np.zeros((0, len(predictor.labels)))), k) == []
 
 
 def test_artifact_without_operating_points_falls_back_to_balanced(

@@ -20,6 +20,7 @@ from models.rules import (
     article_votes,
     fired_functions,
     no_positive_name,
+    positive_votes,
     rule_feature_names,
     rule_features,
     sentence_votes,
@@ -194,6 +195,21 @@ def test_a_masking_exclusion_cancels_positive_votes_in_its_sentence_only() -> No
     first, second = article_votes(text)
     assert [lf.name for lf in first.votes[AT]] == ["at_not_violent"]
     assert "at_attack_event" in {lf.name for lf in second.votes[AT]}
+
+
+def test_positive_votes_count_a_labels_positive_functions_per_sentence() -> None:
+    sentences = [
+        "وأكد الجانبان أهمية التنسيق بين البلدين",  # only a negative function votes
+        "وشن مسلحون هجوما على حاجز للجيش",
+        "وسجل المهاجم هدفا بعد هجوم سريع في المباراة",  # masked: the exclusion cancels the positive vote
+    ]
+    counts = positive_votes(sentences, AT)
+    assert counts == [len(_positive_names(s, AT)) for s in sentences]
+    assert counts[0] == 0 and counts[1] >= 1 and counts[2] == 0
+    assert positive_votes(["تشكيل غرفه عمليــات مُشتركه"], CC) == [
+        len(_positive_names("تشكيل غرفه عمليــات مُشتركه", CC))
+    ]
+    assert positive_votes(sentences, "label_the_guide_has_no_rules_for") == [0, 0, 0]
 
 
 def test_a_general_function_yields_to_a_specific_one_in_the_same_sentence() -> None:

@@ -84,7 +84,7 @@ class _FakePredictor:
 
     labels = ("attack", "joint_operation")
 
-    def evidence_indices(self, scores: Scores, k: int) -> list[int]:
+    def evidence_indices(self, sentences: list[str], scores: Scores, k: int) -> list[int]:
         return [int(np.argmax(scores.sentence_logits[:, k]))]
 
 
