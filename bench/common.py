@@ -33,6 +33,7 @@ if str(REPO) not in sys.path:  # run as `python bench/<script>.py`: make `bench`
 
 from models.artifacts import CHECKSUMS, WEIGHTS, read_config  # noqa: E402
 from models.errors import DataError  # noqa: E402
+from models.onnx_backend import FP32, INT8, ONNX_DIR, export_is_current, export_onnx  # noqa: E402
 from models.results import Article  # noqa: E402
 from service.config import get_settings  # noqa: E402
 from training.data import Record, iter_rows  # noqa: E402
@@ -192,7 +193,11 @@ def with_exports(model: ModelChoice, backends: Sequence[str]) -> ModelChoice:
     under `artifacts/bench/` once and exports the copy, which has the same weights.
     """
     onnx = [b for b in backends if BACKENDS[b][0] == "onnx"]
-    if model.path is None or all(weights_file(model.path, b).is_file() for b in onnx):
+
+    def exported(path: Path) -> bool:
+        return export_is_current(path / ONNX_DIR) and all(weights_file(path, b).is_file() for b in onnx)
+
+    if model.path is None or not onnx or exported(model.path):
         return model
     if not model.owned:
         copy = BENCH_DIR / f"{model.path.name}-copy"
@@ -204,9 +209,7 @@ def with_exports(model: ModelChoice, backends: Sequence[str]) -> ModelChoice:
             shutil.rmtree(copy, ignore_errors=True)
             shutil.copytree(model.path, copy, ignore=shutil.ignore_patterns("onnx"))
         model = ModelChoice(f"{model.name}, copied", copy.resolve(), owned=True)
-    from models.onnx_backend import export_onnx
-
-    if not all(weights_file(model.path, b).is_file() for b in onnx):
+    if not exported(model.path):
         print(f"exporting {model.path.name} to ONNX (fp32 and int8) ...")
         export_onnx(model.path, quantize=True)
     return model
@@ -217,8 +220,6 @@ def weights_file(path: Path, backend: str) -> Path:
     kind, quantize = BACKENDS[backend]
     if kind != "onnx":
         return path / WEIGHTS
-    from models.onnx_backend import FP32, INT8, ONNX_DIR
-
     return path / ONNX_DIR / (INT8 if quantize == "int8" else FP32)
 
 

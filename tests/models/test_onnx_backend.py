@@ -4,15 +4,26 @@ loading refuses."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
-from models.artifacts import sha256_file
+from models.artifacts import sha256_file, write_checksums
 from models.errors import ArtifactError, NabaError
-from models.onnx_backend import CHECKSUMS, EXPORT_INFO, FP32, INT8, ONNX_DIR, export_onnx
+from models.onnx_backend import (
+    CHECKSUMS,
+    EXPORT_FORMAT,
+    EXPORT_INFO,
+    FP32,
+    INT8,
+    ONNX_DIR,
+    export_is_current,
+    export_onnx,
+)
 from models.predictor import Predictor
 from models.results import Article
 from naba.cli import main
@@ -46,6 +57,34 @@ def test_export_writes_both_encoders_with_checksums(exported: Path) -> None:
     assert all(sha256_file(onnx_dir / name) == digest for name, digest in sums.items())
     assert (onnx_dir / INT8).stat().st_size < (onnx_dir / FP32).stat().st_size
     assert not [p for p in exported.iterdir() if p.name.startswith(".")]  # no temporary directory left
+
+
+def test_export_fuses_attention_and_quantises_it(exported: Path) -> None:
+    """The fused graph is the fast one: if the optimiser stops recognising the encoder's attention, this fails
+    rather than the export silently running slower."""
+    info = json.loads((exported / ONNX_DIR / EXPORT_INFO).read_text("utf-8"))
+    assert info["format"] == EXPORT_FORMAT
+    layers = json.loads((exported / "config.json").read_text("utf-8"))["num_hidden_layers"]
+    assert info["fused_operators"]["Attention"] == layers
+    assert export_is_current(exported / ONNX_DIR)
+    ops = {node.op_type for node in onnx.load(str(exported / ONNX_DIR / INT8)).graph.node}
+    assert {"QAttention", "MatMulInteger"} <= ops and "Attention" not in ops
+
+
+def test_export_of_an_older_format_loads_with_a_warning(
+    exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = Path(shutil.copytree(exported, tmp_path / "old"))
+    info_file = old / ONNX_DIR / EXPORT_INFO
+    info = json.loads(info_file.read_text("utf-8"))
+    del info["format"]
+    info_file.write_text(json.dumps(info), "utf-8")
+    write_checksums(old / ONNX_DIR)
+    assert not export_is_current(old / ONNX_DIR)
+    with caplog.at_level(logging.WARNING):
+        predictor = Predictor.from_dir(old, device="cpu", backend="onnx")
+    assert "rerun `naba export" in caplog.text
+    assert predictor.analyze(SEEDS[:1])[0].scores
 
 
 def test_fp32_matches_torch(predictor: Predictor, onnx_fp32: Predictor) -> None:
