@@ -182,6 +182,34 @@ def save_artifact(
     return output_dir
 
 
+def update_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
+    """Replace an artifact's metrics and the card rendered from them; weights, tokenizer, decisions and any
+    ONNX export are kept byte for byte.
+
+    For a model whose numbers changed without retraining, because Naba's predictor did (`naba evaluate
+    --update-card`). The new directory is written beside the old one and renamed into place.
+
+    Raises:
+        ArtifactError: `path` is not an intact artifact.
+    """
+    path = Path(path)
+    config = read_config(path)
+    verify_checksums(path)
+    config.metrics = metrics
+    with atomic_directory(path, replace=True) as tmp:
+        for item in path.iterdir():
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            elif item.name not in (NABA_CONFIG, "metrics.json", "README.md", CHECKSUMS):
+                shutil.copy2(item, tmp / item.name)
+        (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
+        (tmp / "README.md").write_text(render_card(config), "utf-8")
+        write_checksums(tmp)
+    logger.info("updated the metrics and card of %s", path)
+    return path
+
+
 @contextmanager
 def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     """A private temporary sibling of `target` to write a directory into.
@@ -194,7 +222,7 @@ def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     with work_directory(target, "tmp", keep=True) as tmp:
         yield tmp
         for file in tmp.iterdir():
-            file.chmod(0o644)
+            file.chmod(0o755 if file.is_dir() else 0o644)
         tmp.chmod(0o755)  # mkdtemp makes it private; what is written here is meant to be shared
         if replace:
             _replace(tmp, target)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from models.artifacts import update_metrics
 from models.predictor import Predictor, ResultOptions, Scores
 from models.results import Analysis, Article
 from training.data import Record, read_records
@@ -246,6 +247,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="Also write a report into DIR (created if missing, files overwritten): metrics.json, labels.md, "
         "pr_<label>.png, reliability.png and errors.md.",
     )
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="Also write these metrics into the model's card (naba_config.json, metrics.json, README.md), in "
+        "place of those measured when it was trained: for when Naba's predictor changed since. Weights and "
+        "decisions are kept as they are.",
+    )
     args = parser.parse_args(argv)
 
     predictor = Predictor.from_dir(
@@ -264,6 +272,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
     logger.info("wrote %s", args.output)
+    if args.update_card:
+        update_metrics(args.model, metrics)
     if args.report:
         from training.report import write_report  # matplotlib is only imported for a report
 

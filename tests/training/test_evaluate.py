@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from models.predictor import Scores
+from models.artifacts import read_config, sha256_file
+from models.onnx_backend import export_onnx
+from models.predictor import Predictor, Scores
 from models.preprocessing import split_sentences
-from models.results import Analysis, LabelResult, ModelRef
+from models.results import Analysis, Article, LabelResult, ModelRef
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
 from training.data import Record, read_records
 from training.evaluate import Scored, evidence_hit, evidence_metrics, main, predict_records, score_records
@@ -168,3 +171,25 @@ def test_evaluate_report_writes_every_file(model_dir: Path, tmp_path: Path, caps
     assert "stale" not in errors and "## attack (threshold" in errors and "### False negatives" in errors
     printed = capsys.readouterr().out
     assert "evidence hit rate, all gold labels" in printed
+
+
+def test_update_card_rewrites_metrics_and_keeps_weights_and_export(model_dir: Path, tmp_path: Path) -> None:
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    export_onnx(copy)
+    kept = {p.name: sha256_file(p) for p in copy.iterdir() if p.suffix in (".safetensors", ".json") and
+            p.name not in ("naba_config.json", "metrics.json", "checksums.json")}  # fmt: skip
+    rows = seed_records()
+    rows[0]["evidence"] = {rows[0]["labels"][0]: split_sentences(rows[0]["text"])[0][:20]}
+    data = write_jsonl(tmp_path / "dev.jsonl", rows)
+    metrics = main(["--model", str(copy), "--data", str(data), "--output", str(tmp_path / "m.json"),
+                    "--device", "cpu", "--update-card"])  # fmt: skip
+
+    assert read_config(copy).metrics == json.loads(json.dumps(metrics))
+    assert json.loads((copy / "metrics.json").read_text("utf-8")) == read_config(copy).metrics
+    card = (copy / "README.md").read_text("utf-8")
+    assert f"evidence hit rate {metrics['evidence_hit_rate_all']:.3f}" in card
+    assert {name: sha256_file(copy / name) for name in kept} == kept
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left beside it
+    Predictor.from_dir(copy, device="cpu", backend="onnx").analyze(
+        [Article(rows[0]["text"])]
+    )  # verifies sums
