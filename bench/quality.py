@@ -15,7 +15,8 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
                   (weak labels, --rule-features): what one source of training signal adds, against the plain
                   --fine-tune row
 Model rows also show the mean expected calibration error (ECE, also for TF-IDF's probabilities) and the
-evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`).
+evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as served (the guide's
+rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
 
 Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3 and each model at 1 and 3
 sentences. Thresholds tuned on dev flatter every tuned row equally; the held-out test set decides.
@@ -33,6 +34,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +49,7 @@ from models.predictor import Predictor
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
 from training import weak
 from training.data import Record, read_records
-from training.evaluate import evaluate
+from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds
 from training.rouge import rouge
 from training.train import main as naba_train
@@ -72,7 +74,7 @@ def report_row(
     row: dict[str, float | str] = {"system": name, "macro_f1": rep["macro_f1"], "micro_f1": rep["micro_f1"]}
     row.update({lbl: rep["per_label"][lbl]["f1"] for lbl in LABELS})
     row["ECE"] = expected_calibration_error(probs, y_true)[1] if probs is not None else "—"
-    row["evidence"] = "—"
+    row["evidence"] = row["evidence, head only"] = "—"
     return row
 
 
@@ -244,17 +246,22 @@ def main() -> None:
     for label, path in models:
         predictor = Predictor.from_dir(path, device="cpu")
         name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
-        metrics = evaluate(predictor, dev)
+        scored = score_records(predictor, dev)
+        metrics = compute_metrics(predictor, dev, scored)
+        head_only = Predictor(predictor.model, predictor.tokenizer,
+                              replace(predictor.config, evidence_rules=False), predictor.device)  # fmt: skip
         rows.append({"system": name, "macro_f1": metrics["macro_f1"], "micro_f1": metrics["micro_f1"],
                      **{lbl: metrics["per_label"][lbl]["f1"] for lbl in LABELS},
-                     "ECE": metrics["ece"]["mean"], "evidence": metrics.get("evidence_hit_rate_all", "—")})  # fmt: skip
+                     "ECE": metrics["ece"]["mean"], "evidence": metrics.get("evidence_hit_rate_all", "—"),
+                     "evidence, head only": evidence_metrics(head_only, dev, scored).get(
+                         "evidence_hit_rate_all", "—")})  # fmt: skip
         for n in (1, 3):
             summaries.append(
                 {"system": f"{name} @{n}", **evaluate(predictor, bbc, summary_sentences=n)["rouge"]}
             )
 
     print(f"## Tagging: train {len(train)}, dev {len(dev)} articles (F1)\n")
-    columns = ["system", "macro_f1", "micro_f1", *LABELS, "ECE", "evidence"]
+    columns = ["system", "macro_f1", "micro_f1", *LABELS, "ECE", "evidence", "evidence, head only"]
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
     for row in rows:
         print("| " + " | ".join(fmt(row[c]) for c in columns) + " |")
