@@ -9,6 +9,7 @@ naba pretrain       pretrain a BERT encoder on raw Arabic text (masked LM), or c
 naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
 naba build-starter  build the starter model `make serve` uses when no model exists
 naba weak-label     label an unlabelled corpus with rules from the annotation guide (weak supervision)
+naba pseudo-label   label an unlabelled corpus with a trained model's confident calls (self-training)
 """
 
 from __future__ import annotations
@@ -192,6 +193,12 @@ def _weak_label(argv: list[str]) -> None:
     main(argv)
 
 
+def _pseudo_label(argv: list[str]) -> None:
+    from training.pseudo import main
+
+    main(argv)
+
+
 COMMANDS = {
     "train": _train,
     "evaluate": _evaluate,
@@ -202,6 +209,7 @@ COMMANDS = {
     "build-encoder": _build_encoder,
     "build-starter": _build_starter,
     "weak-label": _weak_label,
+    "pseudo-label": _pseudo_label,
 }
 
 

@@ -34,12 +34,13 @@ coverage, precision, recall and F1 per label, on the articles it decides and ove
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,10 +212,11 @@ def _prior_accuracies() -> dict[str, float]:
 
 
 def weak_record(record: Record, decisions: dict[str, Decision]) -> dict[str, Any] | None:
-    """The labelled-format row for an article whose labels are all decided, else None."""
+    """The labelled-format row for an article whose labels (the keys of `decisions`, in their order) are all
+    decided, else None."""
     if any(d.value is None for d in decisions.values()):
         return None
-    labels = [label for label in LABELS if decisions[label].value]
+    labels = [label for label, decision in decisions.items() if decision.value]
     evidence = {}
     for label in labels:
         span = decisions[label].evidence
@@ -227,7 +229,7 @@ def weak_record(record: Record, decisions: dict[str, Decision]) -> dict[str, Any
         text=record.text,
         labels=labels,
         evidence=evidence,
-        weak={label: round(decisions[label].confidence, 4) for label in LABELS},
+        weak={label: round(decision.confidence, 4) for label, decision in decisions.items()},
     )
     return row
 
@@ -247,17 +249,23 @@ class WeakLabelReport:
     excluded_labelled: int = 0
     emitted: int = 0
     abstained: int = 0
+    over_cap: int = 0  # decided articles with no label beyond `max_unlabelled`
     positives: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def __str__(self) -> str:
-        per_label = ", ".join(f"{label} {self.positives[label]}" for label in LABELS)
+        per_label = ", ".join(f"{label} {n}" for label, n in self.positives.items() if label != "none")
         return (
             f"read {self.read} articles in {self.seconds:.0f} s ({self.bad_rows} bad rows skipped, "
             f"{self.excluded_corpus} in excluded corpora, {self.excluded_labelled} already labelled); "
             f"emitted {self.emitted} ({per_label}; {self.positives['none']} with no label), "
             f"skipped {self.abstained} uncertain"
+            + (f" and {self.over_cap} with no label over the cap" if self.over_cap else "")
         )
+
+
+# Decides every label of a batch of articles; `label_corpus`'s one point of variation.
+Decide = Callable[[list[Record]], list[dict[str, Decision]]]
 
 
 def weak_label(
@@ -270,15 +278,45 @@ def weak_label(
     max_articles: int | None = None,
     progress: bool = True,
 ) -> WeakLabelReport:
-    """Label corpus files with `model` and write the articles it decides fully to `output` (JSONL).
+    """Label corpus files with the guide's rules and `model` (`LabelModel.fit` on the labelled training set);
+    write the articles it decides fully to `output` (JSONL). Arguments as `label_corpus`."""
+    return label_corpus(
+        corpus,
+        output,
+        lambda records: [model.decide(article_votes(record)) for record in records],
+        exclude_corpora=exclude_corpora,
+        exclude_texts=exclude_texts,
+        max_articles=max_articles,
+        progress=progress,
+    )
+
+
+def label_corpus(
+    corpus: Sequence[str | Path],
+    output: str | Path,
+    decide: Decide,
+    *,
+    batch_size: int = 1,
+    exclude_corpora: Sequence[str] = (),
+    exclude_texts: Iterable[Record] = (),
+    max_articles: int | None = None,
+    max_unlabelled: int | None = None,
+    progress: bool = True,
+) -> WeakLabelReport:
+    """Stream corpus files through `decide` and write each article whose labels are all decided as one record
+    in the labelled format `naba train` reads (`weak_record`): what `naba weak-label` (the guide's rules) and
+    `naba pseudo-label` (a trained model, `training.pseudo`) share.
 
     Args:
         corpus: `.jsonl(.gz)`/`.csv(.gz)` files, streamed; rows without an id get `<file name>:<line>`.
         output: written to `<output>.tmp` and renamed when complete.
-        model: the label model (`LabelModel.fit` on the labelled training set).
+        decide: the decisions for a batch of articles, in order.
+        batch_size: articles per `decide` call (a model scores a batch in one pass).
         exclude_corpora: corpus names (keys of `CORPUS_ID_PREFIXES`) whose articles are skipped.
         exclude_texts: labelled records never to emit, matched by id or by text.
         max_articles: stop after reading this many articles (smoke runs).
+        max_unlabelled: write at most this many articles with no label (most of a news corpus): the rest
+            are counted as skipped.
         progress: show a progress bar.
     """
     unknown = sorted(set(exclude_corpora) - set(CORPUS_ID_PREFIXES))
@@ -293,25 +331,37 @@ def weak_label(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".tmp")
-    with (
-        partial.open("w", encoding="utf-8") as out,
-        tqdm(desc="weak-labelling", unit=" articles", disable=not progress) as bar,
-    ):
-        for record in _stream(corpus, max_articles, report):
-            bar.update()
+
+    def kept(records: Iterator[Record]) -> Iterator[Record]:
+        for record in records:
             if excluded_by_corpus(record.id, exclude_corpora):
                 report.excluded_corpus += 1
-                continue
-            if record.id in held_ids or record.text in held_texts:
+            elif record.id in held_ids or record.text in held_texts:
                 report.excluded_labelled += 1
-                continue
-            row = weak_record(record, model.decide(article_votes(record)))
-            if row is None:
-                report.abstained += 1
-                continue
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            report.emitted += 1
-            report.positives.update(row["labels"] or ["none"])
+            else:
+                yield record
+
+    with (
+        partial.open("w", encoding="utf-8") as out,
+        tqdm(desc="labelling", unit=" articles", disable=not progress) as bar,
+    ):
+        records = kept(_stream(corpus, max_articles, report))
+        while batch := list(itertools.islice(records, batch_size)):
+            for record, decisions in zip(batch, decide(batch), strict=True):
+                row = weak_record(record, decisions)
+                if row is None:
+                    report.abstained += 1
+                elif (
+                    not row["labels"]
+                    and max_unlabelled is not None
+                    and report.positives["none"] >= max_unlabelled
+                ):
+                    report.over_cap += 1
+                else:
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    report.emitted += 1
+                    report.positives.update(row["labels"] or ["none"])
+            bar.update(len(batch))
     partial.replace(output)
     report.seconds = time.perf_counter() - start
     return report
