@@ -17,8 +17,9 @@ a second and handles the HF BERT graph with dynamic batch and sequence axes. The
 attention, whose graph ONNX Runtime's transformer optimiser recognises: it fuses each layer's attention into one
 `Attention` operator (and the embeddings, layer norms and GELUs likewise), which int8 quantisation then turns
 into `QAttention`, attention with int8 projections. On BERT-base that makes the int8 encoder up to a quarter
-faster (batches of 512-token windows; `bench/serve.py` and `bench/batch.py` show it end to end). Because a tracer can bake values into a graph, and a
-fusion can misread one, every export is checked against torch on inputs of another shape before it is kept.
+faster (batches of 512-token windows; `bench/serve.py` and `bench/batch.py` show it end to end). Because a
+tracer can bake values into a graph, and a fusion can misread one, every export is checked against torch on
+inputs of another shape before it is kept.
 """
 
 from __future__ import annotations
