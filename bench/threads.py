@@ -6,6 +6,10 @@ the same pass from the main thread, while ONNX Runtime (its own thread pool) did
 the median seconds of `predictor.score([encoded])` over real articles, on the main thread and on a fresh
 thread, `--repeats` rounds with the order alternating, and the ratio (above 1: the worker thread is slower).
 
+What it points at (default model, torch): 1.35 as is, 0.93 with `--threads 1`, 2.05 with
+`OMP_WAIT_POLICY=ACTIVE` in the environment: OpenMP team threads that keep spinning after a parallel region
+compete with the worker's team for the two cores. A fix has to come from how the teams wait, not from Naba.
+
     python bench/threads.py                              # the served model, torch and onnx-int8
     python bench/threads.py --model base --backend torch --articles 16
 """
