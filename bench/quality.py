@@ -18,8 +18,9 @@ Model rows also show the mean expected calibration error (ECE, also for TF-IDF's
 evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as served (the guide's
 rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
 
-Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3 and each model at 1 and 3
-sentences. Thresholds tuned on dev flatter every tuned row equally; the held-out test set decides.
+Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3, Oracle-1 (each article's
+best single sentence, a ceiling) and each model at 1 and 3 sentences. Thresholds tuned on dev flatter every
+tuned row equally; the held-out test set decides.
 
     python bench/quality.py --model models/default
     python bench/quality.py --fine-tune artifacts/pretrain/encoder --random-twin   # trains two models: slow
@@ -133,6 +134,16 @@ def lead(records: list[Record], n: int) -> dict[str, float]:
     return rouge([" ".join(split_sentences(r.text)[:n]) for r in records], [r.summary or "" for r in records])
 
 
+def oracle_1(records: list[Record]) -> dict[str, float]:
+    """ROUGE of each article's best single sentence by ROUGE-L against its reference: the ceiling of any
+    one-sentence extractive summary, which shows how much room Lead-1 leaves."""
+    best = []
+    for r in records:
+        sentences = split_sentences(r.text) or [r.text]
+        best.append(max(sentences, key=lambda s: rouge([s], [r.summary or ""])["rougeL"]))
+    return rouge(best, [r.summary or "" for r in records])
+
+
 # The fine-tuning recipe of every --fine-tune row (the shipped model's recipe, see training/RECIPES.md).
 FINE_TUNE_ARGS = ["--max-length", "256", "--window-overlap", "64", "--max-train-windows", "2",
                   "--learning_rate", "5e-4", "--per_device_train_batch_size", "16", "--seed", "0",
@@ -208,7 +219,8 @@ def main() -> None:
         report_row("TF-IDF + LR", y_dev, *tfidf_lr(train, dev)),
         report_row("TF-IDF + LR + guide-rule features", y_dev, *tfidf_lr(train, dev, with_rules=True)),
     ]
-    summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)}]
+    summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)},
+                 {"system": "Oracle-1 (best single sentence, a ceiling)", **oracle_1(bbc)}]  # fmt: skip
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="naba-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
     models: list[tuple[str, Path]] = []

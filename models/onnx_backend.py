@@ -16,10 +16,10 @@ The export uses torch's TorchScript-based exporter (`dynamo=False`): it needs no
 a second and handles the HF BERT graph with dynamic batch and sequence axes. The encoder is traced with eager
 attention, whose graph ONNX Runtime's transformer optimiser recognises: it fuses each layer's attention into one
 `Attention` operator (and the embeddings, layer norms and GELUs likewise), which int8 quantisation then turns
-into `QAttention`, attention with int8 projections. On BERT-base that makes the int8 encoder up to a quarter
-faster (batches of 512-token windows; `bench/serve.py` and `bench/batch.py` show it end to end). Because a
-tracer can bake values into a graph, and a fusion can misread one, every export is checked against torch on
-inputs of another shape before it is kept.
+into `QAttention`, attention with int8 projections. On BERT-base that took the int8 service from 2.4x to 3.0x
+the pipeline baseline at concurrency 32 (`bench/serve.py`; README, speed table). Because a tracer can bake
+values into a graph, and a fusion can misread one, every export is checked against torch on inputs of another
+shape before it is kept.
 """
 
 from __future__ import annotations
