@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from models.predictor import Predictor
@@ -38,7 +38,7 @@ def model_decisions(
     """
     encoded = [predictor.encode(Article(r.text, r.title, r.id)) for r in records]
     calls = []
-    for record, article, scores in zip(records, encoded, predictor.score(encoded), strict=True):
+    for record, enc, scores in zip(records, encoded, predictor.score(encoded), strict=True):
         spans = sentence_spans(record.text)  # the predictor's sentences are exactly these spans of the text
         decisions = {}
         for k, label in enumerate(predictor.labels):
@@ -46,7 +46,7 @@ def model_decisions(
             value = True if p >= min_confidence else False if p <= 1.0 - min_confidence else None
             evidence = None
             if value:
-                quoted = predictor.evidence_indices(article.sentences, scores, k)
+                quoted = predictor.evidence_indices(enc.sentences, scores, k)
                 evidence = spans[quoted[0]] if quoted else None
             decisions[label] = Decision(value, p, evidence)
         calls.append(decisions)
@@ -60,16 +60,24 @@ def pseudo_label(
     *,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     batch_size: int = 16,
-    **options: object,
+    exclude_corpora: Sequence[str] = (),
+    exclude_texts: Iterable[Record] = (),
+    max_articles: int | None = None,
+    max_unlabelled: int | None = None,
+    progress: bool = True,
 ) -> WeakLabelReport:
-    """Write the corpus articles the predictor is sure of to `output`; `options` as `label_corpus`'s
-    (`exclude_corpora`, `exclude_texts`, `max_articles`, `max_unlabelled`, `progress`)."""
+    """Write the corpus articles the predictor is sure of to `output` (`model_decisions`); the other arguments
+    are `label_corpus`'s."""
     return label_corpus(
         corpus,
         output,
         lambda records: model_decisions(predictor, records, min_confidence),
         batch_size=batch_size,
-        **options,  # type: ignore[arg-type]
+        exclude_corpora=exclude_corpora,
+        exclude_texts=exclude_texts,
+        max_articles=max_articles,
+        max_unlabelled=max_unlabelled,
+        progress=progress,
     )
 
 
