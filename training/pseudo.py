@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="Articles per forward pass.")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx"], help="onnx needs `naba export`."
+    )
+    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
     if not 0.5 <= args.min_confidence < 1.0:
@@ -134,7 +138,9 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
         if args.holdout is not None
         else [p for p in (labelled_dir / "train.jsonl", labelled_dir / "dev.jsonl") if p.is_file()]
     )
-    predictor = Predictor.from_dir(args.model, device=args.device)
+    predictor = Predictor.from_dir(
+        args.model, device=args.device, backend=args.backend, quantize=args.quantize
+    )
     report = pseudo_label(
         predictor,
         args.corpus,

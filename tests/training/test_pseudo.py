@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from models.onnx_backend import export_onnx
 from models.predictor import Predictor
 from models.results import Article
 from naba.cli import main as naba
@@ -96,3 +98,22 @@ def test_cli_pseudo_label(model_dir: Path, tmp_path: Path) -> None:
     assert len(read_records([out])) == len(seed_records()) + len(NEGATIVES)  # at 0.5 every label is decided
     with pytest.raises(SystemExit):
         naba([*args, "--min-confidence", "1.0"])
+    assert naba([*args, "--backend", "onnx", "--device", "cpu"]) == 1  # no export yet: a clear error, exit 1
+
+
+def test_cli_pseudo_label_on_the_int8_backend(model_dir: Path, tmp_path: Path) -> None:
+    exported = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    export_onnx(exported, quantize=True)
+    out = tmp_path / "pseudo.jsonl"
+    args = [
+        "pseudo-label",
+        "--model",
+        str(exported),
+        "--corpus",
+        str(_corpus(tmp_path)),
+        "--output",
+        str(out),
+    ]
+    args += ["--holdout", "--min-confidence", "0.5", "--device", "cpu", "--no-progress"]
+    assert naba([*args, "--backend", "onnx", "--quantize", "int8"]) == 0
+    assert len(read_records([out])) == len(seed_records()) + len(NEGATIVES)
