@@ -348,6 +348,8 @@ def label_corpus(
         records = kept(_stream(corpus, max_articles, report))
         while batch := list(itertools.islice(records, batch_size)):
             for record, decisions in zip(batch, decide(batch), strict=True):
+                for label in decisions:  # every label gets a count, in label order, a zero included
+                    report.positives.setdefault(label, 0)
                 row = weak_record(record, decisions)
                 if row is None:
                     report.abstained += 1

@@ -59,6 +59,8 @@ def test_pseudo_label_writes_confident_articles_naba_train_reads(
     n = len(seed_records()) + len(NEGATIVES)
     records = read_records([out], known_labels=predictor.labels)
     assert report.read == n and report.emitted + report.abstained == n and report.emitted == len(records)
+    assert [label for label in report.positives if label != "none"] == predictor.labels  # zeros included
+    assert all(f"{label} {report.positives[label]}" in str(report) for label in predictor.labels)
     rows = {json.loads(line)["id"]: json.loads(line) for line in out.read_text("utf-8").splitlines()}
     analyses = predictor.analyze([Article(r.text) for r in records])
     for record, analysis in zip(records, analyses, strict=True):
