@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from models.predictor import Predictor
 from models.preprocessing import sentence_spans
 from models.results import Article
 from training.data import Record, read_records
-from training.weak import CORPUS_ID_PREFIXES, DEFAULT_MIN_CONFIDENCE, Decision, WeakLabelReport, label_corpus
+from training.weak import (
+    CORPUS_ID_PREFIXES,
+    DEFAULT_MIN_CONFIDENCE,
+    Decide,
+    Decision,
+    WeakLabelReport,
+    label_corpus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,32 +60,10 @@ def model_decisions(
     return calls
 
 
-def pseudo_label(
-    predictor: Predictor,
-    corpus: Sequence[str | Path],
-    output: str | Path,
-    *,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
-    batch_size: int = 16,
-    exclude_corpora: Sequence[str] = (),
-    exclude_texts: Iterable[Record] = (),
-    max_articles: int | None = None,
-    max_unlabelled: int | None = None,
-    progress: bool = True,
-) -> WeakLabelReport:
-    """Write the corpus articles the predictor is sure of to `output` (`model_decisions`); the other arguments
-    are `label_corpus`'s."""
-    return label_corpus(
-        corpus,
-        output,
-        lambda records: model_decisions(predictor, records, min_confidence),
-        batch_size=batch_size,
-        exclude_corpora=exclude_corpora,
-        exclude_texts=exclude_texts,
-        max_articles=max_articles,
-        max_unlabelled=max_unlabelled,
-        progress=progress,
-    )
+def decider(predictor: Predictor, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> Decide:
+    """`model_decisions` of `predictor` as `label_corpus` calls them: pseudo-labelling is
+    `label_corpus(corpus, output, decider(predictor), batch_size=16, ...)`."""
+    return lambda records: model_decisions(predictor, records, min_confidence)
 
 
 def main(argv: list[str] | None = None) -> WeakLabelReport:
@@ -141,11 +126,10 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
     predictor = Predictor.from_dir(
         args.model, device=args.device, backend=args.backend, quantize=args.quantize
     )
-    report = pseudo_label(
-        predictor,
+    report = label_corpus(
         args.corpus,
         args.output,
-        min_confidence=args.min_confidence,
+        decider(predictor, args.min_confidence),
         batch_size=args.batch_size,
         exclude_corpora=args.exclude_corpus,
         exclude_texts=read_records(holdout) if holdout else [],

@@ -14,7 +14,8 @@ from models.results import Article
 from naba.cli import main as naba
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
 from training.data import Record, read_records
-from training.pseudo import model_decisions, pseudo_label
+from training.pseudo import decider, model_decisions
+from training.weak import label_corpus
 
 
 def _corpus(tmp_path: Path) -> Path:
@@ -52,9 +53,7 @@ def test_pseudo_label_writes_confident_articles_naba_train_reads(
     predictor: Predictor, tmp_path: Path
 ) -> None:
     out = tmp_path / "pseudo.jsonl"
-    report = pseudo_label(
-        predictor, [_corpus(tmp_path)], out, min_confidence=0.5, batch_size=3, progress=False
-    )
+    report = label_corpus([_corpus(tmp_path)], out, decider(predictor, 0.5), batch_size=3, progress=False)
 
     n = len(seed_records()) + len(NEGATIVES)
     records = read_records([out], known_labels=predictor.labels)
@@ -76,8 +75,8 @@ def test_held_out_articles_and_unlabelled_over_the_cap_are_not_written(
     corpus = _corpus(tmp_path)
     held = read_records([write_jsonl(tmp_path / "held.jsonl", [{"id": "AL-seed-0", "text": "نص آخر"}])])
     out = tmp_path / "pseudo.jsonl"
-    report = pseudo_label(
-        predictor, [corpus], out, min_confidence=0.5, exclude_texts=held, max_unlabelled=1, progress=False
+    report = label_corpus(
+        [corpus], out, decider(predictor, 0.5), exclude_texts=held, max_unlabelled=1, progress=False
     )
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert report.excluded_labelled == 1 and "AL-seed-0" not in {r["id"] for r in rows}
