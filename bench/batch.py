@@ -128,8 +128,8 @@ def time_batch(
 
     some = next(iter(predictors.values()))
     max_len = some.config.window.max_length
-    naba_tokens = statistics.fmean(sum(len(w) for w in some.encode(a).windows) for a in articles)
     stats = length_stats(some, articles)
+    naba_tokens = statistics.fmean(stats.read)
     pipeline_tokens = statistics.fmean(min(t + 2, max_len) for t in stats.tokens)
     return [
         BatchRow(run, backend, statistics.median(times[(run, backend)]), len(articles),

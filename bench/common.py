@@ -253,6 +253,9 @@ class LengthStats:
 
     tokens: list[int]  # content tokens per article (title and body, no [CLS]/[SEP], overlaps counted once)
     windows: list[int]  # encoder windows per article
+    read: list[
+        int
+    ]  # positions Naba's encoder runs per article: every window, [CLS]/[SEP] and overlaps included
 
     def line(self, max_len: int) -> str:
         t, w = sorted(self.tokens), sorted(self.windows)
@@ -271,13 +274,14 @@ class LengthStats:
 def length_stats(predictor: object, articles: Sequence[Article]) -> LengthStats:
     """Tokens and windows per article as `predictor` (a `models.predictor.Predictor`) encodes them."""
     overlap = predictor.config.window.overlap  # type: ignore[attr-defined]
-    tokens, windows = [], []
+    tokens, windows, read = [], [], []
     for article in articles:
         encoded = predictor.encode(article)  # type: ignore[attr-defined]
         n = len(encoded.windows)
         windows.append(n)
-        tokens.append(sum(len(w) - 2 for w in encoded.windows) - overlap * (n - 1))
-    return LengthStats(tokens, windows)
+        read.append(encoded.n_tokens)
+        tokens.append(read[-1] - 2 * n - overlap * (n - 1))
+    return LengthStats(tokens, windows, read)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
