@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from models.errors import DataError
+from models.results import Article
 
 if TYPE_CHECKING:
     import datasets
@@ -44,6 +45,11 @@ class Record:
     labels: tuple[str, ...] | None = None
     summary: str | None = None
     evidence: dict[str, str] | None = None
+
+    @property
+    def article(self) -> Article:
+        """What the predictor reads of it: text, title and id."""
+        return Article(self.text, self.title, self.id)
 
 
 class _Invalid(ValueError):

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from models.artifacts import update_metrics
 from models.predictor import Predictor, ResultOptions, Scores
-from models.results import Analysis, Article
+from models.results import Analysis
 from training.data import Record, read_records
 from training.metrics import classification_report, expected_calibration_error, format_table
 from training.rouge import rouge
@@ -46,17 +46,13 @@ def _length_batches(records: Sequence[Record], batch_size: int) -> Iterator[list
         yield order[start : start + batch_size]
 
 
-def _article(record: Record) -> Article:
-    return Article(record.text, record.title, record.id)
-
-
 def predict_records(
     predictor: Predictor, records: list[Record], summary_sentences: int | None = None, batch_size: int = 16
 ) -> list[Analysis]:
     """Analyse records in length-sorted batches (less padding) and return the results in record order."""
     results: list[Analysis | None] = [None] * len(records)
     for chunk in _length_batches(records, batch_size):
-        analyses = predictor.analyze([_article(records[i]) for i in chunk], summary_sentences)
+        analyses = predictor.analyze([records[i].article for i in chunk], summary_sentences)
         for i, analysis in zip(chunk, analyses, strict=True):
             results[i] = analysis
     return [r for r in results if r is not None]
@@ -72,7 +68,7 @@ def score_records(
     """
     results: list[Scored | None] = [None] * len(records)
     for chunk in _length_batches(records, batch_size):
-        encoded = [predictor.encode(_article(records[i])) for i in chunk]
+        encoded = [predictor.encode(records[i].article) for i in chunk]
         for i, enc, scores in zip(chunk, encoded, predictor.score(encoded), strict=True):
             results[i] = Scored(predictor.result(enc, scores, ResultOptions(summary_sentences)), scores)
     return [r for r in results if r is not None]

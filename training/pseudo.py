@@ -20,7 +20,6 @@ from pathlib import Path
 
 from models.predictor import Predictor
 from models.preprocessing import sentence_spans
-from models.results import Article
 from training.data import Record, read_records
 from training.weak import (
     CORPUS_ID_PREFIXES,
@@ -43,7 +42,7 @@ def model_decisions(
         min_confidence: in [0.5, 1); a label is decided when its calibrated probability p has
             `max(p, 1 - p) >= min_confidence`.
     """
-    encoded = [predictor.encode(Article(r.text, r.title, r.id)) for r in records]
+    encoded = [predictor.encode(r.article) for r in records]
     calls = []
     for record, enc, scores in zip(records, encoded, predictor.score(encoded), strict=True):
         spans = sentence_spans(record.text)  # the predictor's sentences are exactly these spans of the text

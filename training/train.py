@@ -393,6 +393,6 @@ def dev_logits(predictor: Predictor, records: list[Record], batch_size: int = 64
     rows: list[np.ndarray] = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
-        encoded = [predictor.encode(Article(r.text, r.title, r.id)) for r in chunk]
+        encoded = [predictor.encode(r.article) for r in chunk]
         rows += [scores.label_logits for scores in predictor.score(encoded)]
     return np.stack(rows)

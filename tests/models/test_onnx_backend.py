@@ -118,7 +118,7 @@ def test_int8_keeps_macro_f1_and_tags(exported: Path, train_file: Path) -> None:
     int8 = Predictor.from_dir(exported, device="cpu", backend="onnx", quantize="int8")
     assert int8.info["backend"] == "onnx-int8"
     records = read_records([train_file])
-    articles = [Article(r.text, r.title, r.id) for r in records]
+    articles = [r.article for r in records]
     fp32_scores = np.array([[a.scores[lbl] for lbl in fp32.labels] for a in fp32.analyze(articles)])
     int8_scores = np.array([[a.scores[lbl] for lbl in int8.labels] for a in int8.analyze(articles)])
     assert np.abs(int8_scores - fp32_scores).max() < 0.01
