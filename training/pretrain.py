@@ -4,7 +4,8 @@ From scratch it trains a WordPiece vocabulary (`tokenizers`) and a randomly init
 `--init-from NAME_OR_PATH` it continues pretraining an existing encoder (domain adaptation to a user's archive)
 with that encoder's own vocabulary. Reads like HF's `run_mlm.py`: parse → seed → corpus (`datasets`) →
 held-out split → tokenizer → tokenise and pack into blocks (`datasets.map`) → `Trainer` with
-`DataCollatorForLanguageModeling` → held-out MLM loss and masked-token accuracy → encoder directory.
+`DataCollatorForLanguageModeling` → held-out MLM loss and masked-token accuracy → encoder directory. A BERT
+scores the vocabulary at masked positions only (`training.masked_lm`): a third of the time per step on CPU.
 
 Text is normalised exactly as the predictor normalises articles, so the encoder sees what it will be served.
 Checkpoints go to `<output>.checkpoints/`; `--resume` continues from the last one after a crash, with the same
@@ -29,9 +30,9 @@ import datasets
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForMaskedLM,
     AutoTokenizer,
-    BertForMaskedLM,
     DataCollatorForLanguageModeling,
     EvalPrediction,
     HfArgumentParser,
@@ -48,6 +49,7 @@ from models.errors import ArtifactError, DataError
 from models.preprocessing import PreprocessConfig, normalize
 from training.embeddings import cooccurrence_vectors
 from training.encoder import TRAINERS, EncoderSize, TokenizerKind, bert_config
+from training.masked_lm import MaskedPositionsBertForMaskedLM, predicted_ids
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +184,6 @@ def masked_accuracy(prediction: EvalPrediction) -> dict[str, float]:
     return {"masked_accuracy": float((predicted[masked] == labels[masked]).mean()) if masked.any() else 0.0}
 
 
-def argmax_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Keep only the predicted ids, so evaluation does not gather vocabulary-sized logits for every token."""
-    return logits.argmax(dim=-1)
-
-
 class TimeBudget(TrainerCallback):
     """Ends training once `minutes` have passed, so a CPU run uses the time it has and still saves an encoder."""
 
@@ -222,8 +219,9 @@ def build_model(
     """
     if args.init_from:
         tokenizer = AutoTokenizer.from_pretrained(args.init_from, trust_remote_code=False)
-        model = AutoModelForMaskedLM.from_pretrained(args.init_from, trust_remote_code=False)
-        return model, tokenizer
+        config = AutoConfig.from_pretrained(args.init_from, trust_remote_code=False)
+        loader = MaskedPositionsBertForMaskedLM if config.model_type == "bert" else AutoModelForMaskedLM
+        return loader.from_pretrained(args.init_from, trust_remote_code=False), tokenizer
     saved = checkpoints / TOKENIZER_DIR
     if resuming and saved.is_dir():
         tokenizer = AutoTokenizer.from_pretrained(saved)
@@ -233,7 +231,7 @@ def build_model(
         tokenizer = TRAINERS[args.tokenizer](texts, args.vocab_size)
         tokenizer.model_max_length = args.max_position_embeddings
         tokenizer.save_pretrained(saved)
-    return BertForMaskedLM(bert_config(tokenizer, args.size)), tokenizer
+    return MaskedPositionsBertForMaskedLM(bert_config(tokenizer, args.size)), tokenizer
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -284,7 +282,7 @@ def main(argv: list[str] | None = None) -> Path:
             tokenizer, mlm_probability=args.mlm_probability, seed=training_args.seed
         ),
         compute_metrics=masked_accuracy,
-        preprocess_logits_for_metrics=argmax_logits,
+        preprocess_logits_for_metrics=predicted_ids,
         callbacks=[TimeBudget(args.max_minutes)] if args.max_minutes else None,
     )
     before = trainer.evaluate() if last is None else None

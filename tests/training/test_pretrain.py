@@ -45,6 +45,8 @@ def test_pretraining_writes_an_encoder_that_fine_tuning_loads(encoder: Path) -> 
     key = next(k for k in saved if k.endswith("word_embeddings.weight"))
     assert torch.equal(base.embeddings.word_embeddings.weight, saved[key])
     assert not (encoder.parent / "enc.checkpoints").exists()  # a finished run cleans up after itself
+    config = json.loads((encoder / "config.json").read_text("utf-8"))
+    assert config["architectures"] == ["BertForMaskedLM"]  # not the masked-positions training class
 
 
 def test_pretraining_reports_held_out_loss_and_masked_accuracy(encoder: Path) -> None:
