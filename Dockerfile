@@ -14,7 +14,7 @@ COPY models ./models
 COPY training ./training
 COPY service ./service
 COPY seeds ./seeds
-RUN pip install .
+RUN pip install . && naba export --model models/default --quantize int8   # what NABA_BACKEND=auto serves
 
 RUN useradd --create-home naba && mkdir -p /models && chown naba /models
 USER naba

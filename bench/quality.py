@@ -256,7 +256,7 @@ def main() -> None:
                 models.append((name, output))
     models += [(str(path), path) for path in args.model]
     for label, path in models:
-        predictor = Predictor.from_dir(path, device="cpu")
+        predictor = Predictor.from_dir(path, device="cpu", backend="torch")
         name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
         scored = score_records(predictor, dev)
         metrics = compute_metrics(predictor, dev, scored)

@@ -300,6 +300,25 @@ def load_onnx_encoder(
     return OnnxEncoder(onnx_dir / name, config, threads)
 
 
+def matching_export(artifact_dir: str | Path) -> str | None:
+    """The fastest export an artifact holds for its own weights: `int8`, `fp32`, or None (none, or stale).
+
+    Only reads `export.json` and the checksum lists; `load_onnx_encoder` still verifies the file it loads.
+    """
+    artifact_dir = Path(artifact_dir)
+    onnx_dir = artifact_dir / ONNX_DIR
+    try:
+        listed = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8"))
+        info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
+        weights = json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(WEIGHTS)
+    except (OSError, ValueError):
+        return None
+    if info.get("weights_sha256") != weights:
+        logger.warning("%s was exported from other weights than %s: not used", onnx_dir, artifact_dir)
+        return None
+    return next((kind for kind, name in (("int8", INT8), ("fp32", FP32)) if name in listed), None)
+
+
 def export_is_current(onnx_dir: str | Path) -> bool:
     """Whether an artifact's `onnx` directory holds an export in this version's format (`EXPORT_FORMAT`)."""
     info = Path(onnx_dir) / EXPORT_INFO

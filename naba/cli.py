@@ -74,7 +74,10 @@ def _predict(argv: list[str]) -> None:
     )
     parser.add_argument("--device", default=settings.device, choices=["auto", "cpu", "cuda"])
     parser.add_argument(
-        "--backend", default=settings.backend, choices=["torch", "onnx"], help="onnx needs `naba export`."
+        "--backend",
+        default=settings.backend,
+        choices=["auto", "torch", "onnx"],
+        help="onnx needs `naba export`; auto uses the export on CPU when the model has one.",
     )
     parser.add_argument(
         "--quantize", default=settings.quantize, choices=["int8"], help="With --backend onnx."

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model artifact directory to serve.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
-    backend: Literal["torch", "onnx"] = Field(
-        "torch", description="What runs the encoder: torch, or onnx (CPU; needs `naba export`)."
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="What runs the encoder: torch, onnx (CPU; needs `naba export`), or auto: the artifact's "
+        "ONNX export on CPU when it has one (int8 first), torch otherwise.",
     )
     quantize: Literal["int8"] | None = Field(None, description="int8: the int8 ONNX encoder (backend onnx).")
     data_dir: Path = Field(

@@ -205,7 +205,7 @@ def test_naba_export_command(model_dir: Path, tmp_path: Path) -> None:
 def test_rule_head_stays_in_torch_next_to_the_onnx_encoder(rules_model_dir: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(rules_model_dir, tmp_path / "tiny-rules"))
     export_onnx(copy)
-    torch_predictor = Predictor.from_dir(copy, device="cpu")
+    torch_predictor = Predictor.from_dir(copy, device="cpu", backend="torch")
     onnx_predictor = Predictor.from_dir(copy, device="cpu", backend="onnx")
     assert onnx_predictor.model.heads.rule_features == torch_predictor.model.heads.rule_features != ()
     articles = [*SEEDS, LONG]
@@ -213,3 +213,23 @@ def test_rule_head_stays_in_torch_next_to_the_onnx_encoder(rules_model_dir: Path
     for ours, theirs in zip(onnx_predictor.analyze(articles), torch_predictor.analyze(articles), strict=True):
         assert ours.scores == pytest.approx(theirs.scores, abs=1e-4)
         assert [r.label for r in ours.labels] == [r.label for r in theirs.labels]
+
+
+def test_auto_backend_serves_the_fastest_export_the_model_holds(
+    model_dir: Path, exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service's default: int8 export first, then fp32, then torch; never an export of other weights."""
+    assert Predictor.from_dir(model_dir, device="cpu").backend == "torch"  # no export: torch, no error
+    assert Predictor.from_dir(exported, device="cpu").backend == "onnx-int8"
+    copy = Path(shutil.copytree(model_dir, tmp_path / "tiny"))
+    export_onnx(copy)
+    assert Predictor.from_dir(copy, device="cpu", backend="auto").backend == "onnx"
+    with pytest.raises(ArtifactError, match="--quantize int8"):
+        Predictor.from_dir(copy, device="cpu", backend="auto", quantize="int8")  # asked for, not there
+
+    onnx_dir = copy / ONNX_DIR
+    (onnx_dir / EXPORT_INFO).write_text(json.dumps({"weights_sha256": "0" * 64}), "utf-8")
+    write_checksums(onnx_dir)
+    with caplog.at_level(logging.WARNING, logger="models.onnx_backend"):
+        assert Predictor.from_dir(copy, device="cpu").backend == "torch"
+    assert "other weights" in caplog.text
