@@ -146,7 +146,7 @@ def oracle_1(records: list[Record]) -> dict[str, float]:
 
 # The fine-tuning recipe of every --fine-tune row (the shipped model's recipe, see training/RECIPES.md).
 FINE_TUNE_ARGS = ["--max-length", "256", "--window-overlap", "64", "--max-train-windows", "2",
-                  "--learning_rate", "5e-4", "--per_device_train_batch_size", "16", "--seed", "0",
+                  "--learning_rate", "5e-4", "--per_device_train_batch_size", "16",
                   "--disable_tqdm", "true"]  # fmt: skip
 
 
@@ -159,12 +159,19 @@ def random_twin(encoder: str, output: Path, seed: int = 0) -> Path:
 
 
 def fine_tune(
-    encoder: str | Path, train_files: list[Path], dev: Path, output: Path, epochs: float, flags: list[str]
+    encoder: str | Path,
+    train_files: list[Path],
+    dev: Path,
+    output: Path,
+    epochs: float,
+    flags: list[str],
+    seed: int = 0,
 ) -> Path:
     """`naba train` with the bench recipe (plus `flags`); thresholds are tuned on dev, as for the shipped
     model."""
     args = ["--train", *map(str, train_files), "--dev", str(dev), "--base-model", str(encoder), *flags]
-    return naba_train([*args, "--output", str(output), "--num_train_epochs", str(epochs), *FINE_TUNE_ARGS])
+    recipe = [*FINE_TUNE_ARGS, "--seed", str(seed), "--num_train_epochs", str(epochs)]
+    return naba_train([*args, "--output", str(output), *recipe])
 
 
 def head(path: Path, n: int, output: Path) -> Path:
@@ -201,6 +208,12 @@ def main() -> None:
         "(items starting with --), e.g. 'weak labels=weak.jsonl' or 'rule features=--rule-features' (repeatable).",
     )
     parser.add_argument("--epochs", type=float, default=3.0, help="Fine-tuning epochs.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of every fine-tuning run and random twin: rerun with others to see how much rows move.",
+    )
     parser.add_argument("--bbc-train", type=int, default=1000, help="BBC summary pairs added to fine-tuning.")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Keep fine-tuned models here (default: temp)."
@@ -232,9 +245,10 @@ def main() -> None:
         dev_files = workdir / "dev.jsonl"
         dev_files.write_text((args.data_dir / "labelled" / "dev.jsonl").read_text("utf-8"), "utf-8")
         for i, encoder in enumerate(args.fine_tune):
+            suffix = f"-seed{args.seed}" if args.seed else ""  # seed 0 keeps the names earlier runs used
             runs = [(f"fine-tuned {encoder}", f"pretrained{i}", encoder, [], [])]
             if args.random_twin:
-                twin = random_twin(encoder, workdir / f"twin{i}")
+                twin = random_twin(encoder, workdir / f"twin{i}{suffix}", seed=args.seed)
                 runs.append(("same, random weights", f"random{i}", twin, [], []))
             if i == 0:  # training-signal ablations: the first encoder with extra training files or flags
                 for name, items in (a.split("=", 1) for a in args.ablation):
@@ -250,9 +264,11 @@ def main() -> None:
                         )
                     )
             for name, key, base, files, flags in runs:
-                output = workdir / key  # an existing model is reused: rerun with other rows cheaply
+                output = (
+                    workdir / f"{key}{suffix}"
+                )  # an existing model is reused: rerun with other rows cheaply
                 if not output.exists():
-                    fine_tune(base, train_files + files, dev_files, output, args.epochs, flags)
+                    fine_tune(base, train_files + files, dev_files, output, args.epochs, flags, args.seed)
                 models.append((name, output))
     models += [(str(path), path) for path in args.model]
     for label, path in models:

@@ -1,9 +1,12 @@
-"""`bench/quality.py`'s summary baselines: Lead-n and the Oracle-1 ceiling."""
+"""`bench/quality.py`'s summary baselines (Lead-n, the Oracle-1 ceiling) and its fine-tuning recipe."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from bench import quality
 from bench.quality import lead, oracle_1
 from training.data import Record
 
@@ -25,3 +28,16 @@ def test_oracle_1_picks_each_articles_best_sentence() -> None:
     best = oracle_1(RECORDS)
     assert best["rougeL"] > lead(RECORDS, 1)["rougeL"]  # article a's best sentence is its second
     assert oracle_1(RECORDS[1:]) == pytest.approx(lead(RECORDS[1:], 1))  # b's best is its first
+
+
+def test_fine_tuning_rows_train_with_the_seed_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(quality, "naba_train", lambda argv: calls.append(argv) or tmp_path)
+    quality.fine_tune(
+        "enc", [tmp_path / "train.jsonl"], tmp_path / "dev.jsonl", tmp_path / "out", 3.0, [], seed=7
+    )
+    argv = calls[0]
+    assert argv[argv.index("--seed") + 1] == "7" and argv.count("--seed") == 1
+    assert argv[argv.index("--base-model") + 1] == "enc"
