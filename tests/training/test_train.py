@@ -1,5 +1,5 @@
-"""`naba train`: a smoke run writes a complete artifact; retraining grows labels; bad input fails early;
-`--rule-features` models read the guide's rules."""
+"""`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime;
+bad input fails early; `--rule-features` models read the guide's rules."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
         str(output),
         "--learning_rate",
         "0",
+        "--export",
+        "int8",
     ]
     main([*args, *[a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]])
 
@@ -55,7 +57,9 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
     old, grown = load_file(str(model_dir / "model.safetensors")), load_file(str(output / "model.safetensors"))
     assert grown["label_head.weight"].shape[0] == 4
     assert (grown["label_head.weight"][:3] == old["label_head.weight"]).all()  # lr 0: rows unchanged
-    analysis = Predictor.from_dir(output, device="cpu").analyze([Article(NEGATIVES[1])])[0]
+    predictor = Predictor.from_dir(output, device="cpu")
+    assert predictor.backend == "onnx-int8"  # `--export int8`: what the service's default backend serves
+    analysis = predictor.analyze([Article(NEGATIVES[1])])[0]
     assert set(analysis.scores) == set(config.labels)
 
 
