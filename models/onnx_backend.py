@@ -282,8 +282,7 @@ def load_onnx_encoder(
         raise ArtifactError(f"{onnx_dir} has no checksum for {name} or {EXPORT_INFO}; rerun `naba export`")
     verify_checksums(onnx_dir)
     info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
-    exported_from = info.get("weights_sha256")
-    if exported_from != json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(WEIGHTS):
+    if not _exported_from_own_weights(artifact_dir, info):
         raise ArtifactError(
             f"{onnx_dir} was exported from other weights than {artifact_dir}; rerun `naba export`"
         )
@@ -310,13 +309,20 @@ def matching_export(artifact_dir: str | Path) -> str | None:
     try:
         listed = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8"))
         info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
-        weights = json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(WEIGHTS)
+        own_weights = _exported_from_own_weights(artifact_dir, info)
     except (OSError, ValueError):
         return None
-    if info.get("weights_sha256") != weights:
+    if not own_weights:
         logger.warning("%s was exported from other weights than %s: not used", onnx_dir, artifact_dir)
         return None
     return next((kind for kind, name in (("int8", INT8), ("fp32", FP32)) if name in listed), None)
+
+
+def _exported_from_own_weights(artifact_dir: Path, info: dict[str, Any]) -> bool:
+    """Whether an export's `export.json` names the weights the artifact's checksums list."""
+    return info.get("weights_sha256") == json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(
+        WEIGHTS
+    )
 
 
 def export_is_current(onnx_dir: str | Path) -> bool:
