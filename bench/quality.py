@@ -264,9 +264,8 @@ def main() -> None:
                         )
                     )
             for name, key, base, files, flags in runs:
-                output = (
-                    workdir / f"{key}{suffix}"
-                )  # an existing model is reused: rerun with other rows cheaply
+                # An existing model is reused: rerun with other rows cheaply.
+                output = workdir / f"{key}{suffix}"
                 if not output.exists():
                     fine_tune(base, train_files + files, dev_files, output, args.epochs, flags, args.seed)
                 models.append((name, output))

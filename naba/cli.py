@@ -36,7 +36,7 @@ def _ratio(text: str) -> float:
 
 
 def _predict(argv: list[str]) -> None:
-    from models.predictor import Predictor
+    from models.predictor import Predictor, add_loading_arguments
     from models.results import OPERATING_POINTS
     from naba.batch import run_batch
     from service.config import get_settings
@@ -72,21 +72,16 @@ def _predict(argv: list[str]) -> None:
         choices=OPERATING_POINTS,
         help="Which thresholds tag: balanced (max F1 on dev), precision (max F0.5) or recall (max F2).",
     )
-    parser.add_argument("--device", default=settings.device, choices=["auto", "cpu", "cuda"])
-    parser.add_argument(
-        "--backend",
-        default=settings.backend,
-        choices=["auto", "torch", "onnx"],
-        help="onnx needs `naba export`; auto uses the export on CPU when the model has one.",
-    )
-    parser.add_argument(
-        "--quantize", default=settings.quantize, choices=["int8"], help="With --backend onnx."
+    add_loading_arguments(
+        parser,
+        device=settings.device,
+        backend=settings.backend,
+        quantize=settings.quantize,
+        backends=("auto", "torch", "onnx"),
     )
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
-    predictor = Predictor.from_dir(
-        args.model, device=args.device, backend=args.backend, quantize=args.quantize
-    )
+    predictor = Predictor.from_args(args)
     report = run_batch(
         predictor,
         args.input,

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from models.artifacts import update_metrics
-from models.predictor import Predictor, ResultOptions, Scores
+from models.predictor import Predictor, ResultOptions, Scores, add_loading_arguments
 from models.results import Analysis
 from training.data import Record, read_records
 from training.metrics import classification_report, expected_calibration_error, format_table
@@ -232,11 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
     parser.add_argument("--summary-sentences", type=int, default=1, help="Summary length for ROUGE.")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx"], help="onnx needs `naba export`."
-    )
-    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
+    add_loading_arguments(parser)
     parser.add_argument(
         "--report",
         metavar="DIR",
@@ -252,9 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     args = parser.parse_args(argv)
 
-    predictor = Predictor.from_dir(
-        args.model, device=args.device, backend=args.backend, quantize=args.quantize
-    )
+    predictor = Predictor.from_args(args)
     records = read_records(args.data)
     scored = score_records(predictor, records, args.summary_sentences)
     metrics = compute_metrics(predictor, records, scored, args.summary_sentences)

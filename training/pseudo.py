@@ -18,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.predictor import Predictor
+from models.predictor import Predictor, add_loading_arguments
 from models.preprocessing import sentence_spans
 from training.data import Record, read_records
 from training.weak import (
@@ -100,11 +100,7 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
         "--max-unlabelled", type=int, default=None, help="Write at most N articles with no label."
     )
     parser.add_argument("--batch-size", type=int, default=16, help="Articles per forward pass.")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx"], help="onnx needs `naba export`."
-    )
-    parser.add_argument("--quantize", default=None, choices=["int8"], help="With --backend onnx.")
+    add_loading_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
     if not 0.5 <= args.min_confidence < 1.0:
@@ -122,9 +118,7 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
         if args.holdout is not None
         else [p for p in (labelled_dir / "train.jsonl", labelled_dir / "dev.jsonl") if p.is_file()]
     )
-    predictor = Predictor.from_dir(
-        args.model, device=args.device, backend=args.backend, quantize=args.quantize
-    )
+    predictor = Predictor.from_args(args)
     report = label_corpus(
         args.corpus,
         args.output,
