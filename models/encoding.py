@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from models.errors import EmptyInputError
 from models.preprocessing import PreprocessConfig, normalize, sentence_spans
 from models.results import Article
 from models.rules import rule_features as compute_rule_features
@@ -73,9 +74,12 @@ def encode_article(
             `heads.rule_features`), computed on the whole article whatever `max_windows` keeps; empty: none.
 
     Raises:
+        EmptyInputError: a text of whitespace only (there is no sentence to score).
         KeyError: a rule feature name this version of `models.rules` does not know.
     """
     sentences = [article.text[a:b] for a, b in sentence_spans(article.text)]
+    if not sentences:
+        raise EmptyInputError("text is empty: send the article's text in 'text'")
     title = normalize(article.title or "", preprocess)
     segments = ([title] if title else []) + [normalize(s, preprocess) for s in sentences]
     n_title = len(segments) - len(sentences)

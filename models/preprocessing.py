@@ -132,15 +132,19 @@ ABBREVIATIONS = frozenset(
         "i.e",
     }
 )
-_WORD_BEFORE = re.compile(r"(\S+)$")
 
 
 def _is_abbreviation(text: str, period_at: int) -> bool:
-    """True when the period at `period_at` closes an abbreviation or an initial rather than a sentence."""
-    match = _WORD_BEFORE.search(text, 0, period_at)
-    if match is None:
-        return False
-    word = match.group(1).lstrip("(\"'«“").lower()
+    """True when the period at `period_at` closes an abbreviation or an initial rather than a sentence.
+
+    The word before the period is found by stepping back to the previous whitespace, so each character is read
+    once per split. (A regex search for `\\S+$` from the start of the text read the whole prefix at every
+    period: 40,000 characters of "ا. " took 4 s to split, the service's 100,000-character limit about 25 s.)
+    """
+    start = period_at
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    word = text[start:period_at].lstrip("(\"'«“").lower()
     return (len(word) == 1 and word.isalpha()) or word in ABBREVIATIONS
 
 

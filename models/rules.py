@@ -30,6 +30,11 @@ CC, JO, AT = "coordination_centre", "joint_operation", "attack"
 LABELS = (CC, JO, AT)
 POSITIVE, NEGATIVE = 1, -1
 _GAP = r"(?:\S+ ){0,4}"  # what "… " stands for in a pattern: up to four words, then the next one
+# Patterns read a word as `\S*` up to the next space, so on a run of N characters without one a pattern that
+# starts at every few characters reads N²/k: 100,000 characters of "هجومهجوم..." took 4 s per function.
+# Sentences are matched with such runs cut to this length (no Arabic word comes near it).
+MAX_WORD_CHARS = 64
+_LONG_RUN = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
 
 
 @dataclass(frozen=True)
@@ -499,9 +504,15 @@ def _label_votes(folded: str, label: str) -> list[LabellingFunction]:
     return fired
 
 
+def fold(sentence: str) -> str:
+    """A sentence as the functions read it: fully folded, with runs of over `MAX_WORD_CHARS` non-space
+    characters cut to that length so that matching stays linear in the sentence's length."""
+    return _LONG_RUN.sub(lambda m: m.group(0)[:MAX_WORD_CHARS], normalize(sentence, FOLD_ALL))
+
+
 def sentence_votes(sentence: str) -> dict[str, list[LabellingFunction]]:
     """The functions that vote on one sentence (original text), per label, after masking and `yields_to`."""
-    folded = normalize(sentence, FOLD_ALL)
+    folded = fold(sentence)
     return {label: _label_votes(folded, label) for label in LABELS}
 
 
@@ -511,7 +522,7 @@ def positive_votes(sentences: Sequence[str], label: str) -> list[int]:
     guide has no rules for, which a retrained label set may bring."""
     if label not in _BY_LABEL:
         return [0] * len(sentences)
-    return [sum(lf.vote == POSITIVE for lf in _label_votes(normalize(s, FOLD_ALL), label)) for s in sentences]
+    return [sum(lf.vote == POSITIVE for lf in _label_votes(fold(s), label)) for s in sentences]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.artifacts import NabaConfig
-from models.errors import InvalidInputError
+from models.errors import EmptyInputError, InvalidInputError
 from models.predictor import (
     WINDOWS_PER_PASS,
     Predictor,
@@ -92,6 +92,11 @@ def test_batched_results_equal_single_results(predictor: Predictor) -> None:
 
 def test_empty_batch_gives_empty_result(predictor: Predictor) -> None:
     assert predictor.analyze([]) == []
+
+
+def test_a_text_of_whitespace_only_is_an_empty_input_error(predictor: Predictor) -> None:
+    with pytest.raises(EmptyInputError, match="text is empty"):
+        predictor.analyze([Article("\n \t\n")])
 
 
 def test_info_describes_the_model(predictor: Predictor) -> None:

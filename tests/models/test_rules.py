@@ -14,11 +14,13 @@ from models.rules import (
     JO,
     LABELLING_FUNCTIONS,
     LABELS,
+    MAX_WORD_CHARS,
     POSITIVE,
     RULES_VERSION,
     LabellingFunction,
     article_votes,
     fired_functions,
+    fold,
     no_positive_name,
     positive_votes,
     rule_feature_names,
@@ -226,3 +228,18 @@ def test_folding_matches_spelling_variants() -> None:
 def test_labelling_function_rejects_a_masking_positive() -> None:
     with pytest.raises(ValueError, match="only a negative function can mask"):
         LabellingFunction("bad", AT, POSITIVE, "هجوم", masks=True)
+
+
+def test_fold_cuts_only_runs_longer_than_any_word() -> None:
+    url = "https://example.com/" + "a" * 200
+    assert fold(f"شن مسلحون هجوما {url}") == f"شن مسلحون هجوما {url[:MAX_WORD_CHARS]}"
+    assert fold("تشكيل غرفه عمليــات مُشتركه") == "تشكيل غرفه عمليات مشتركه"
+
+
+def test_a_sentence_without_spaces_gets_the_votes_of_its_first_characters() -> None:
+    # "هجومهجوم..." for 100,000 characters: every function reads the run cut to MAX_WORD_CHARS characters,
+    # where matching it whole read it once per occurrence (seconds per function).
+    run = "هجوم" * 25_000
+    assert sentence_votes(run) == sentence_votes(run[:MAX_WORD_CHARS])
+    assert rule_features(run) == rule_features(run[:MAX_WORD_CHARS])
+    assert "at_attack_event" in _positive_names(f"شن مسلحون هجوما على حاجز {run}", AT)
