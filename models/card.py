@@ -75,7 +75,9 @@ def _rules_line(config: NabaConfig) -> str:
 def render_card(config: NabaConfig) -> str:
     """Fill the card from `config`: what the model is, how it was made, how well it does, where it fails."""
     metrics = config.metrics or {}
-    training = "\n".join(f"- `{k}`: {v}" for k, v in sorted(config.training.items())) or "- not recorded"
+    # The description opens the card; repeating it among the training settings would print it twice.
+    settings = {k: v for k, v in config.training.items() if k != "description"}
+    training = "\n".join(f"- `{k}`: {v}" for k, v in sorted(settings.items())) or "- not recorded"
     return f"""# {config.name} {config.version}
 
 {config.description or "A Naba model: topic tags with evidence sentences and an extractive summary for Arabic news."}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from models.artifacts import (
     work_directory,
     write_checksums,
 )
+from models.card import render_card
 from models.encoding import collate
 from models.errors import ArtifactError
 from models.predictor import Predictor
@@ -72,6 +74,16 @@ def test_float16_weights_halve_the_file_and_keep_the_outputs(predictor: Predicto
     assert next(loaded.model.parameters()).dtype == torch.float32  # cast back for CPU inference
     article = [Article(NEGATIVES[2])]
     assert loaded.analyze(article)[0].scores == pytest.approx(predictor.analyze(article)[0].scores, abs=1e-2)
+
+
+def test_card_opens_with_the_description_once_and_lists_the_training_settings(predictor: Predictor) -> None:
+    text = "**A model for one newsroom**, trained on its archive."
+    config = dataclasses.replace(
+        predictor.config, description=text, training={"description": text, "epochs": 3, "seed": 0}
+    )
+    card = render_card(config)
+    assert card.count("A model for one newsroom") == 1 and card.index(text) < card.index("## Evaluation")
+    assert "- `epochs`: 3" in card and "- `seed`: 0" in card
 
 
 def test_save_refuses_an_existing_directory(predictor: Predictor, tmp_path: Path) -> None:
