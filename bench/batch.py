@@ -7,7 +7,8 @@ in an order that rotates each repeat:
   and label head (`bench/pipeline_server.build_pipeline`), called on one article after another, torch fp32,
   reading the first `max_length` tokens of each (what a script that loads the weights with transformers and
   loops over an archive does; `bench/pipeline_server.py` says what is and is not the same as Naba);
-- for each Naba backend (`--backend`, default torch and onnx-int8 on CPU, torch on GPU):
+- for each Naba backend (`--backend`, default torch, torch-bf16 where the CPU has bf16 instructions, and
+  onnx-int8 on CPU; torch on GPU):
   - `Predictor.analyze([article])` for one article after another (Naba's own code, no batching);
   - `naba predict`: `naba.batch.run_batch` over the same articles, written to a JSONL file and read back,
     with the batch size `naba predict` uses (`NABA_BATCH_SIZE`). This includes reading, validating, writing

@@ -46,29 +46,34 @@ VOCAB_ARTICLES = 4_000  # articles the WordPiece vocabulary is trained on
 SEEDS = REPO / "seeds" / "seeds.jsonl"
 
 
-# Naba's encoder backends as the benchmarks name them: (NABA_BACKEND, NABA_QUANTIZE).
-BACKENDS: dict[str, tuple[str, str | None]] = {
-    "torch": ("torch", None),
-    "onnx": ("onnx", None),
-    "onnx-int8": ("onnx", "int8"),
+# Naba's encoder backends as the benchmarks name them: (NABA_BACKEND, NABA_QUANTIZE, NABA_DTYPE). `torch` is
+# the default precision: fp32 on CPU, bf16 (fp16) on a GPU.
+BACKENDS: dict[str, tuple[str, str | None, str]] = {
+    "torch": ("torch", None, "auto"),
+    "torch-bf16": ("torch", None, "bfloat16"),
+    "onnx": ("onnx", None, "auto"),
+    "onnx-int8": ("onnx", "int8", "auto"),
 }
 
 
 def chosen_backends(args: argparse.Namespace) -> list[str]:
-    """`--backend`, or the default for the device: ONNX Runtime is the CPU fast path, so it joins torch on CPU."""
+    """`--backend`, or the default for the device: on CPU, ONNX Runtime's int8 fast path and, where the CPU has
+    bf16 instructions, torch in bf16 join torch."""
     if args.backend:
         return list(dict.fromkeys(args.backend))
-    from models.predictor import resolve_device
+    from models.predictor import cpu_has_native_bf16, resolve_device
 
-    return ["torch"] if resolve_device(args.device).type == "cuda" else ["torch", "onnx-int8"]
+    if resolve_device(args.device).type == "cuda":
+        return ["torch"]
+    return ["torch", *(["torch-bf16"] if cpu_has_native_bf16() else []), "onnx-int8"]
 
 
 def load_predictor(path: Path, device: str, backend: str) -> Any:
     """A `models.predictor.Predictor` over `path` running `backend` (a `BACKENDS` name)."""
     from models.predictor import Predictor
 
-    kind, quantize = BACKENDS[backend]
-    return Predictor.from_dir(path, device, backend=kind, quantize=quantize)
+    kind, quantize, dtype = BACKENDS[backend]
+    return Predictor.from_dir(path, device, backend=kind, quantize=quantize, dtype=dtype)
 
 
 @dataclass(frozen=True)
@@ -217,7 +222,7 @@ def with_exports(model: ModelChoice, backends: Sequence[str]) -> ModelChoice:
 
 def weights_file(path: Path, backend: str) -> Path:
     """The file whose weights run the encoder under `backend` (a `BACKENDS` name)."""
-    kind, quantize = BACKENDS[backend]
+    kind, quantize, _ = BACKENDS[backend]
     if kind != "onnx":
         return path / WEIGHTS
     return path / ONNX_DIR / (INT8 if quantize == "int8" else FP32)
@@ -332,7 +337,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         default=None,
         choices=list(BACKENDS),
-        help="Naba backends to time, all in the same run (default: torch and onnx-int8 on CPU, torch on GPU).",
+        help="Naba backends to time, all in the same run (default: torch, torch-bf16 where the CPU has bf16 "
+        "instructions, and onnx-int8 on CPU; torch on GPU).",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=default_threads(), help="torch intra-op threads.")

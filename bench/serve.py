@@ -4,8 +4,9 @@ For each model (`--model`, default `base` then `default`; see `bench/common.py`)
 so that they never share the CPU:
 
 1. `naba serve` in a subprocess on a free 127.0.0.1 port (`NABA_MODEL_DIR`, `NABA_BACKEND`, `NABA_QUANTIZE`,
-   `NABA_DEVICE`, `NABA_TORCH_THREADS` set), waiting for `/readyz`, once per Naba backend (`--backend`,
-   default torch and onnx-int8 on CPU, torch on GPU);
+   `NABA_DTYPE`, `NABA_DEVICE`, `NABA_TORCH_THREADS` set), waiting for `/readyz`, once per Naba backend
+   (`--backend`, default torch, torch-bf16 where the CPU has bf16 instructions, and onnx-int8 on CPU; torch on
+   GPU);
 2. the baseline, `bench/pipeline_server.py`: a FastAPI app that runs a text-classification pipeline once per
    request on the same encoder and label-head weights (its docstring lists what is and is not the same).
 
@@ -204,10 +205,11 @@ def server_env(args: argparse.Namespace, model_dir: Path, backend: str = "torch"
     """The environment both servers run in: same threads and device; Naba's settings for the Naba server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NABA_") or k == "NABA_DATA_DIR"}
     threads = str(args.threads)
-    kind, quantize = BACKENDS[backend]
+    kind, quantize, dtype = BACKENDS[backend]
     env |= {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false",
             "HF_HUB_OFFLINE": "1", "NABA_MODEL_DIR": str(model_dir), "NABA_TORCH_THREADS": threads,
-            "NABA_DEVICE": args.device, "NABA_BACKEND": kind, "NABA_LOG_LEVEL": "warning"}  # fmt: skip
+            "NABA_DEVICE": args.device, "NABA_BACKEND": kind, "NABA_DTYPE": dtype,
+            "NABA_LOG_LEVEL": "warning"}  # fmt: skip
     if quantize:
         env["NABA_QUANTIZE"] = quantize
     return env
@@ -230,10 +232,16 @@ def run_levels(
     return results
 
 
-def served_backend(url: str) -> str | None:
-    """The backend the Naba server reports in `/v1/model`, or None when it does not say."""
+def serves(url: str, backend: str) -> tuple[bool, str]:
+    """Whether the Naba server runs `backend` (a `BACKENDS` name), as its `/v1/model` reports it, and what it
+    reports (`backend`, with the `dtype` where `backend` names one)."""
     with httpx.Client(timeout=10, trust_env=False) as client:
-        return client.get(f"{url}/v1/model").json().get("backend")
+        info = client.get(f"{url}/v1/model").json()
+    kind, quantize, dtype = BACKENDS[backend]
+    named = dtype != "auto"
+    expected = (f"{kind}-{quantize}" if quantize else kind) + (f" ({dtype})" if named else "")
+    served = (info.get("backend") or "torch") + (f" ({info.get('dtype')})" if named else "")
+    return served == expected, served
 
 
 def forward_times(
@@ -263,11 +271,11 @@ def serve_naba(
     with server(
         "naba serve", naba_cmd, server_env(args, model_dir, backend), port, args.startup_timeout
     ) as url:
-        served = served_backend(url) or "torch"
-        if served != backend:
+        running, served = serves(url, backend)
+        if not running:
             raise SystemExit(
                 f"asked naba serve for backend {backend!r} but /v1/model reports {served!r}: does the service "
-                "read NABA_BACKEND and report its backend?"
+                "read NABA_BACKEND and NABA_DTYPE and report them?"
             )
         return run_levels(f"naba {backend}", f"{url}/v1/analyze", payloads, args)
 

@@ -77,6 +77,7 @@ def _predict(argv: list[str]) -> None:
         device=settings.device,
         backend=settings.backend,
         quantize=settings.quantize,
+        dtype=settings.dtype,
         backends=("auto", "torch", "onnx"),
     )
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")

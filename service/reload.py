@@ -87,7 +87,11 @@ def load_checked(path: Path, settings: Settings) -> Predictor:
     """Load, warm up and smoke-check a model with the configured device and backend; blocking, so it runs
     off the event loop. The service loads every model, at start-up and on reload, through here."""
     predictor = Predictor.from_dir(
-        path, device=settings.device, backend=settings.backend, quantize=settings.quantize
+        path,
+        device=settings.device,
+        backend=settings.backend,
+        quantize=settings.quantize,
+        dtype=settings.dtype,
     )
     predictor.warm_up()
     smoke_check(predictor)

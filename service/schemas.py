@@ -192,7 +192,7 @@ class ModelInfo(BaseModel):
     device: str | None = Field(None, description="Where the model runs, e.g. cpu or cuda:0.")
     backend: str | None = Field(None, description="What runs the encoder: torch, onnx or onnx-int8.")
     dtype: str | None = Field(
-        None, description="Precision of the torch model: float32, or bfloat16 on a GPU."
+        None, description="Precision of the torch model: float32, bfloat16 or float16 (NABA_DTYPE)."
     )
     max_chars: int = Field(description="Longest article text accepted, in characters.")
     max_batch_articles: int = Field(description="Most articles in one batch request.")

@@ -341,7 +341,9 @@ def main(argv: list[str] | None = None) -> Path:
             "train_seconds": round(train_result.metrics.get("train_runtime", 0.0), 1),
         },
     )
-    predictor = Predictor(model, tokenizer, config, resolve_device("auto"))
+    # fp32 whatever the device: the metrics then score the weights being saved, and the model is not cast to
+    # half precision in place before `save_artifact` writes it.
+    predictor = Predictor(model, tokenizer, config, resolve_device("auto"), dtype="float32")
     if dev_records:
         tune_on_dev(predictor, dev_records)
         config.metrics = evaluate(predictor, dev_records, data_args.eval_summary_sentences)

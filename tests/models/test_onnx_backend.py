@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from models.artifacts import sha256_file, write_checksums
 from models.errors import ArtifactError, NabaError
@@ -221,6 +222,8 @@ def test_auto_backend_serves_the_fastest_export_the_model_holds(
     """The service's default: int8 export first, then fp32, then torch; never an export of other weights."""
     assert Predictor.from_dir(model_dir, device="cpu").backend == "torch"  # no export: torch, no error
     assert Predictor.from_dir(exported, device="cpu").backend == "onnx-int8"
+    half = Predictor.from_dir(exported, device="cpu", dtype="bfloat16")  # only torch runs bf16
+    assert (half.backend, half.dtype) == ("torch", torch.bfloat16)
     copy = Path(shutil.copytree(model_dir, tmp_path / "tiny"))
     export_onnx(copy)
     assert Predictor.from_dir(copy, device="cpu", backend="auto").backend == "onnx"

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from models.artifacts import NabaConfig
-from models.errors import EmptyInputError, InvalidInputError
+from models.errors import EmptyInputError, InvalidInputError, NabaError
 from models.predictor import (
     WINDOWS_PER_PASS,
     Predictor,
     Scores,
+    cpu_has_native_bf16,
     inference_dtype,
     resolve_device,
     summary_length,
@@ -245,6 +246,33 @@ def test_inference_precision_and_pass_size_follow_the_device(predictor: Predicto
     assert inference_dtype(torch.device("cpu")) == torch.float32
     assert predictor.dtype == torch.float32 and predictor.info["dtype"] == "float32"
     assert predictor.max_windows_per_pass == WINDOWS_PER_PASS["cpu"]
+
+
+def test_a_named_dtype_wins_and_auto_keeps_fp32_on_every_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert inference_dtype(cpu, "bfloat16") == torch.bfloat16
+    assert inference_dtype(cpu, "float16") == torch.float16
+    assert inference_dtype(cpu, "float32") == inference_dtype(cpu, "auto") == torch.float32
+    assert isinstance(cpu_has_native_bf16(), bool)
+
+
+def test_bfloat16_on_cpu_runs_torch_in_bf16_and_agrees_with_fp32(model_dir, predictor: Predictor) -> None:
+    half = Predictor.from_dir(model_dir, device="cpu", dtype="bfloat16")
+    assert half.backend == "torch" and half.dtype == torch.bfloat16 and half.info["dtype"] == "bfloat16"
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    assert predictor.dtype == torch.float32  # the fp32 predictor's model was loaded apart, and left as it was
+    assert next(predictor.model.parameters()).dtype == torch.float32
+    # Scores only: the tiny test model's summary logits have near ties that bf16 rounding may reorder.
+    for full_result, half_result in zip(predictor.analyze(SEEDS), half.analyze(SEEDS), strict=True):
+        for label in predictor.labels:
+            assert half_result.scores[label] == pytest.approx(full_result.scores[label], abs=0.06)
+
+
+def test_half_precision_is_torch_only_and_dtypes_are_checked(model_dir) -> None:
+    with pytest.raises(NabaError, match="for the torch backend"):
+        Predictor.from_dir(model_dir, device="cpu", backend="onnx", dtype="bfloat16")
+    with pytest.raises(NabaError, match="unknown dtype 'int4'"):
+        Predictor.from_dir(model_dir, device="cpu", dtype="int4")  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -59,6 +59,27 @@ def test_predict_operating_point_and_summary_ratio(model_dir: Path, tmp_path: Pa
         assert len(result["summary_indices"]) == max(1, math.ceil(0.2 * n))
 
 
+def test_predict_passes_dtype_to_the_predictor(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.predictor import Predictor
+
+    loaded = []
+    real = Predictor.from_dir.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[Predictor], *args: object, **kwargs: object) -> Predictor:
+        loaded.append(real(cls, *args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(Predictor, "from_dir", classmethod(spy))
+    rows = [{"id": r["id"], "text": r["text"]} for r in seed_records()[:2]]
+    data = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out.jsonl"
+    args = ["predict", "--model", str(model_dir), "--input", str(data), "--output", str(out), "--no-progress"]
+    assert main([*args, "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    assert [str(p.dtype) for p in loaded] == ["torch.bfloat16"] and len(_lines(out)) == 2
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

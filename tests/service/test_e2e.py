@@ -23,6 +23,14 @@ def real_client(model_dir: Path) -> Iterator[TestClient]:
         yield client
 
 
+def test_naba_dtype_sets_the_precision_the_service_runs_and_reports(model_dir: Path) -> None:
+    with TestClient(create_app(Settings(model_dir=model_dir, device="cpu", dtype="bfloat16"))) as client:
+        wait_until_loaded(client)
+        assert client.get("/v1/model").json()["dtype"] == "bfloat16"
+        response = client.post("/v1/analyze", json={"text": seed_records()[0]["text"]})
+        assert response.status_code == 200 and response.json()["summary"]
+
+
 def test_ready_after_loading_the_artifact(real_client: TestClient) -> None:
     assert real_client.get("/readyz").status_code == 200
     info = real_client.get("/v1/model").json()
