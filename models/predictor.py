@@ -35,6 +35,7 @@ DTYPES: dict[str, torch.dtype] = {
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+HALF_DTYPES = ("bfloat16", "float16")
 
 WARM_UP_ARTICLE = Article(
     text="أعلنت القوات الأمنية بدء عملية مشتركة. وقال المتحدث إن العملية مستمرة.", title="عملية"
@@ -50,6 +51,19 @@ def cpu_has_native_bf16() -> bool:
     is slower than fp32, so `bfloat16` on such a CPU only costs accuracy."""
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, so looked up defensively
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def check_dtype(dtype: str, backend: str) -> None:
+    """Refuse a dtype not in `DTYPES`, and half precision for any backend but torch: ONNX Runtime runs its own
+    fp32 or int8 graph.
+
+    Raises:
+        NabaError: either case.
+    """
+    if dtype != "auto" and dtype not in DTYPES:
+        raise NabaError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
+    if dtype in HALF_DTYPES and backend != "torch":
+        raise NabaError(f"dtype {dtype!r} is for the torch backend; {backend} runs its own fp32/int8 graph")
 
 
 def inference_dtype(device: torch.device, dtype: DType = "auto") -> torch.dtype:
@@ -215,10 +229,7 @@ class Predictor:
         backend: str = "torch",
         dtype: DType = "auto",
     ) -> None:
-        if backend != "torch" and dtype not in ("auto", "float32"):
-            raise NabaError(
-                f"dtype {dtype!r} is for the torch backend; {backend} runs its own fp32/int8 graph"
-            )
+        check_dtype(dtype, backend)
         self.dtype = inference_dtype(device, dtype) if backend == "torch" else torch.float32
         if self.dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
             logger.warning("this CPU has no bf16 instructions: bfloat16 will run slower than float32")
@@ -265,13 +276,9 @@ class Predictor:
         """
         if backend not in ("auto", "torch", "onnx") or quantize not in (None, "int8"):
             raise NabaError(f"unknown backend {backend!r} or quantize {quantize!r}")
-        if dtype != "auto" and dtype not in DTYPES:
-            raise NabaError(f"unknown dtype {dtype!r}; choose auto, {', '.join(DTYPES)}")
-        half = dtype not in ("auto", "float32")
-        if backend == "onnx" and half:
-            raise NabaError(f"dtype {dtype!r} is for the torch backend; onnx runs its own fp32/int8 graph")
-        if backend == "auto" and half:
+        if backend == "auto" and dtype in HALF_DTYPES:
             backend = "torch"  # half precision was asked for: only torch runs it
+        check_dtype(dtype, backend)  # before loading anything
         if backend == "auto":
             backend, quantize = auto_backend(path, resolve_device(device), quantize)
         if quantize is not None and backend != "onnx":
