@@ -27,6 +27,8 @@ _ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا"})
 _YAA = str.maketrans({"ى": "ي"})
 _TAA_MARBUTA = str.maketrans({"ة": "ه"})
 _DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+# Lone UTF-16 surrogates: decodable from JSON escapes, but not text (see `check_unicode`).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ARABIC_LETTER = re.compile("[\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06fa-\u06fc]")
 
 
@@ -191,11 +193,28 @@ def truncate_text(text: str, max_chars: int, word_slack: int = 200) -> str:
     return cut[:space].rstrip() if space > 0 else cut
 
 
+def check_unicode(value: str, field: str) -> None:
+    """Raise `InvalidInputError` when `value` is not valid Unicode text.
+
+    JSON may spell a lone UTF-16 surrogate (`"\\ud800"`), and Python decodes it into a `str` that no tokenizer
+    takes and no UTF-8 writer can write: refusing it here gives the caller a clear error instead of a crash
+    deep inside the model or the output file.
+    """
+    match = _SURROGATE.search(value)
+    if match:
+        raise InvalidInputError(
+            f"{field} holds a lone UTF-16 surrogate (U+{ord(match.group()):04X}) at character {match.start()}: "
+            "it is not valid Unicode text"
+        )
+
+
 def validate_text(text: str, max_chars: int) -> None:
-    """Raise a typed error when `text` cannot be analysed: empty, too long, or without Arabic letters."""
+    """Raise a typed error when `text` cannot be analysed: empty, too long, not valid Unicode, or without
+    Arabic letters."""
     if not text or not text.strip():
         raise EmptyInputError("text is empty: send the article's text in 'text'")
     if len(text) > max_chars:
         raise InputTooLongError(f"text has {len(text)} characters; the limit is {max_chars}")
+    check_unicode(text, "text")
     if not has_arabic(text):
         raise InvalidInputError("text holds no Arabic letters: Naba analyses Arabic articles")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import pairwise
 
 import pytest
@@ -12,6 +13,7 @@ from models.errors import EmptyInputError, InputTooLongError, InvalidInputError
 from models.preprocessing import (
     FOLD_ALL,
     PreprocessConfig,
+    check_unicode,
     has_arabic,
     normalize,
     sentence_spans,
@@ -124,6 +126,16 @@ def test_validate_text_errors() -> None:
     with pytest.raises(InvalidInputError, match="no Arabic"):
         validate_text("hello world", max_chars=100)
     validate_text("مرحبا", max_chars=100)
+    with pytest.raises(InvalidInputError, match=r"lone UTF-16 surrogate \(U\+D83D\) at character 6"):
+        validate_text(json.loads('"مرحبا \\ud83d"'), max_chars=100)  # half an emoji, as JSON may spell it
+
+
+def test_check_unicode_refuses_lone_surrogates_and_takes_pairs() -> None:
+    check_unicode(json.loads('"خبر \\ud83d\\ude00"'), "title")  # a whole pair decodes to one emoji
+    with pytest.raises(
+        InvalidInputError, match=r"^id holds a lone UTF-16 surrogate \(U\+DE00\) at character 2"
+    ):
+        check_unicode(json.loads('"ab\\ude00"'), "id")
 
 
 @settings(max_examples=200, deadline=None)
