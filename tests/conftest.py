@@ -12,9 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Property tests draw the same examples on every run (the suite is deterministic) and keep no example database.
+settings.register_profile("naba", derandomize=True, database=None)
+settings.load_profile("naba")
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds" / "seeds.jsonl"

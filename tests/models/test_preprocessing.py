@@ -146,5 +146,11 @@ def test_truncate_text_keeps_a_prefix_within_the_limit(text: str, max_chars: int
     assert text.startswith(cut)  # never reorders or rewrites: a prefix of the text
     if len(text) <= max_chars:
         assert cut == text
-    elif not any(c in text[max(0, max_chars - 20) : max_chars] for c in " \n\t"):
+        return
+    window = range(max(0, max_chars - 20), max_chars)
+    spaces = [i for i in window if text[i] in " \n\t"]
+    if not spaces or spaces[-1] == 0:
         assert cut == text[:max_chars]  # no space near the limit: cut exactly there
+    else:  # cut at the last space near the limit, so that no word is split in half
+        assert cut == text[: spaces[-1]].rstrip()
+        assert text[len(cut)].isspace()

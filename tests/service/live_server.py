@@ -24,13 +24,17 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    # Keep-alive longer than httpx's 5 s pool expiry (uvicorn's default equals it and races: a client may reuse a
+    # connection the server is closing, a ReadError), as `naba serve` does.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=5, timeout_keep_alive=75
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + ready_timeout_s
-        with httpx.Client(base_url=url, timeout=5) as client:
+        with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
             while True:
                 try:
                     if client.get("/readyz").status_code == 200:
