@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from models.errors import BatchTooLargeError, InputTooLongError, InvalidInputError, NabaError
-from models.preprocessing import truncate_text, validate_text
+from models.preprocessing import check_unicode, truncate_text, validate_text
 from models.results import Article
 from service.config import Settings
 from service.deps import EngineDep, SettingsDep
@@ -59,11 +59,14 @@ def analysis_options(body: AnalyzeOptions, settings: Settings) -> dict[str, Any]
 def checked_article(
     text: str, title: str | None, settings: Settings, article_id: str | None = None, truncate: bool = False
 ) -> tuple[Article, bool]:
-    """Validate one article's text (empty, too long, not Arabic) and title length, and build the Article.
+    """Validate one article's text (empty, too long, not Arabic), title and id, and build the Article.
 
-    With `truncate`, a text or title over `max_chars` is cut to fit instead of refused; the flag returned says
-    whether anything was cut.
+    The title reaches the tokenizer and the id the response, so a lone surrogate in either is refused here (422)
+    rather than crashing the model or the response's serialisation (500). With `truncate`, a text or title over
+    `max_chars` is cut to fit instead of refused; the flag returned says whether anything was cut.
     """
+    if article_id is not None:
+        check_unicode(article_id, "id")
     truncated = False
     if truncate:
         cut_text = truncate_text(text, settings.max_chars)
@@ -71,10 +74,12 @@ def checked_article(
         truncated = cut_text != text or cut_title != title
         text, title = cut_text, cut_title
     validate_text(text, settings.max_chars)
-    if title is not None and len(title) > settings.max_chars:
-        raise InputTooLongError(
-            f"title has {len(title)} characters; the limit is {settings.max_chars} (or send truncate: true)"
-        )
+    if title is not None:
+        check_unicode(title, "title")
+        if len(title) > settings.max_chars:
+            raise InputTooLongError(
+                f"title has {len(title)} characters; the limit is {settings.max_chars} (or send truncate: true)"
+            )
     return Article(text=text, title=title, id=article_id), truncated
 
 

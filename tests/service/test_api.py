@@ -6,6 +6,7 @@ must leave the service answering the next request.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -240,6 +241,45 @@ def test_analyze_rejects_invalid_json(client: TestClient, raw: bytes) -> None:
 def test_invalid_json_message_says_so(client: TestClient) -> None:
     response = client.post("/v1/analyze", content=b'{"text": ', headers={"content-type": "application/json"})
     assert_error(response, 422, "invalid_request", "not valid JSON")
+
+
+# JSON can spell a lone UTF-16 surrogate (json.dumps writes one as an ASCII escape, `\\ud800`), and it decodes
+# to a str that no tokenizer takes and no UTF-8 writer writes.
+LONE_SURROGATES = [
+    pytest.param("/v1/analyze", {"text": f"\ud800 {ECONOMY_TEXT}"}, "text holds", id="text"),
+    pytest.param("/v1/analyze", {"text": ECONOMY_TEXT, "title": "\udc00"}, "title holds", id="title"),
+    pytest.param(
+        "/v1/analyze/batch",
+        {"articles": [{"id": "\ud800", "text": ECONOMY_TEXT}]},
+        "articles[0]: id holds",
+        id="batch-id",
+    ),
+    pytest.param(
+        "/v1/analyze/batch",
+        {"articles": [{"text": ECONOMY_TEXT}, {"text": ECONOMY_TEXT, "title": "\ud83d"}]},
+        "articles[1]: title holds",
+        id="batch-title",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), LONE_SURROGATES)
+def test_lone_surrogates_are_refused_before_the_model(
+    client: TestClient, predictor: FakePredictor, path: str, body: dict[str, Any], message: str
+) -> None:
+    calls_before = len(predictor.calls)
+    response = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_input", f"{message} a lone UTF-16 surrogate")
+    assert len(predictor.calls) == calls_before
+    assert_still_serving(client)
+
+
+def test_a_surrogate_pair_is_text(client: TestClient) -> None:
+    body = {"text": f"\ud83d\ude00 {ECONOMY_TEXT}", "title": "\ud83d\ude00"}  # an emoji, escaped as a pair
+    response = client.post(
+        "/v1/analyze", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
 
 
 def _articles(n: int) -> list[dict[str, str]]:
