@@ -199,16 +199,21 @@ def precision_recall_curve(
 def tune_thresholds(
     probs: np.ndarray, y_true: np.ndarray, grid: np.ndarray | None = None, beta: float = 1.0
 ) -> np.ndarray:
-    """Per label, the threshold that maximises F-beta (F1 by default) on the given data.
+    """Per label, a threshold that maximises F-beta (F1 by default) on the given data.
 
-    Tune on a development split, never on test data. Among equally good thresholds the one closest to 0.5
-    wins (the higher one if two are equally close), so that thresholds only move when the data says so.
+    Tune on a development split, never on test data. With `p >= t`, F-beta only changes where `t` crosses a
+    predicted probability, so every `t` between two consecutive distinct probabilities keeps the same
+    articles. The best such range is chosen (among equally good ones, the range closest to 0.5, then the
+    higher one, so that thresholds only move when the data says so), and the threshold is its midpoint, not
+    its edge: a threshold equal to a dev probability would drop that article on the slightest change of
+    score (half-precision or int8 serving), while the midpoint keeps the dev decisions with the widest margin.
 
     Args:
         probs: (n, k) predicted probabilities.
         y_true: (n, k) 0/1 gold labels.
-        grid: thresholds to try for every label. Default: per label, its distinct predicted probabilities
-            plus 0.5, clipped to `THRESHOLD_RANGE`; with `>=` these are the only places F-beta can change.
+        grid: when given, thresholds to choose from instead (the candidate closest to 0.5 wins ties, then
+            the higher one); no midpoints are taken. Default: per label, the ranges between its distinct
+            predicted probabilities, clipped to `THRESHOLD_RANGE`.
         beta: how much more recall counts than precision: 1 is F1, 0.5 leans to precision (higher
             thresholds), 2 leans to recall (lower thresholds).
 
@@ -220,25 +225,55 @@ def tune_thresholds(
     """
     if not beta > 0:
         raise ValueError(f"beta must be positive, got {beta}")
-    probs = np.asarray(probs, dtype=float)
+    given = np.asarray(probs)
+    probs = given.astype(float)
     truth = _binary(y_true, "y_true")
     if probs.shape != truth.shape:
         raise ValueError(f"shapes disagree: probs {probs.shape}, y_true {truth.shape}")
+    # The scores' own precision: a midpoint must also fall strictly inside its range once cast back to it.
+    dtype = given.dtype if np.issubdtype(given.dtype, np.floating) else np.dtype(float)
     thresholds = np.full(probs.shape[1], DEFAULT_THRESHOLD)
     for j in range(probs.shape[1]):
         positives = int(truth[:, j].sum())
         if positives == 0:
             continue
-        if grid is None:
-            candidates = np.unique(np.clip(np.append(probs[:, j], DEFAULT_THRESHOLD), *THRESHOLD_RANGE))
-        else:
+        if grid is not None:
             candidates = np.unique(np.asarray(grid, dtype=float))
-        score = _fbeta_at(probs[:, j], truth[:, j], candidates, positives, beta)
-        best = np.flatnonzero(np.isclose(score, score.max(), rtol=0.0, atol=1e-12))
-        # Closest to 0.5 first, then the higher threshold: lexsort sorts by its last key first.
-        order = np.lexsort((-candidates[best], np.abs(candidates[best] - DEFAULT_THRESHOLD)))
-        thresholds[j] = candidates[best[order[0]]]
+            score = _fbeta_at(probs[:, j], truth[:, j], candidates, positives, beta)
+            best = np.flatnonzero(np.isclose(score, score.max(), rtol=0.0, atol=1e-12))
+            # Closest to 0.5 first, then the higher threshold: lexsort sorts by its last key first.
+            order = np.lexsort((-candidates[best], np.abs(candidates[best] - DEFAULT_THRESHOLD)))
+            thresholds[j] = candidates[best[order[0]]]
+            continue
+        thresholds[j] = _best_range_midpoint(probs[:, j], truth[:, j], positives, beta, dtype)
     return thresholds
+
+
+def _best_range_midpoint(
+    scores: np.ndarray, truth: np.ndarray, positives: int, beta: float, dtype: np.dtype
+) -> float:
+    """The midpoint of the F-beta-optimal range of thresholds for one label (see `tune_thresholds`).
+
+    Range i is `(upper[i - 1], upper[i]]` over the distinct scores (the first one open below, and one more
+    above the highest score, which predicts nothing), clipped to `THRESHOLD_RANGE`; every threshold in it
+    predicts exactly the articles scored `>= upper[i]`.
+    """
+    low_limit, high_limit = THRESHOLD_RANGE
+    upper = np.append(np.unique(scores), np.inf)
+    lower = np.append(-np.inf, upper[:-1])
+    lo, hi = np.maximum(lower, low_limit), np.minimum(upper, high_limit)
+    # Non-empty once clipped: open below unless the clip itself is the lower end, which is then included.
+    valid = (lo < hi) | ((lower < low_limit) & (hi >= low_limit))
+    lo, hi, upper = lo[valid], hi[valid], upper[valid]
+    score = _fbeta_at(scores, truth, upper, positives, beta)
+    best = np.flatnonzero(np.isclose(score, score.max(), rtol=0.0, atol=1e-12))
+    distance = np.maximum(0.0, np.maximum(lo[best] - DEFAULT_THRESHOLD, DEFAULT_THRESHOLD - hi[best]))
+    # Closest to 0.5 first, then the higher range: lexsort sorts by its last key first.
+    pick = best[np.lexsort((-hi[best], distance))[0]]
+    middle = lo[pick] + (hi[pick] - lo[pick]) / 2
+    if lower[valid][pick] >= low_limit and dtype.type(middle) <= dtype.type(lo[pick]):
+        middle = hi[pick]  # two adjacent representable scores: nothing lies between them, keep the upper one
+    return float(middle)
 
 
 def _fbeta_at(

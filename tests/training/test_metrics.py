@@ -66,9 +66,9 @@ def test_thresholds_separate_a_separable_label() -> None:
     probs = np.array([[0.10, 0.9], [0.20, 0.8], [0.30, 0.1], [0.35, 0.2]])
     y_true = np.array([[0, 1], [0, 1], [1, 0], [1, 0]])
     thresholds = tune_thresholds(probs, y_true)
-    # Label 0: only thresholds in (0.2, 0.3] give F1 = 1; 0.3 is the candidate closest to 0.5.
-    assert thresholds[0] == pytest.approx(0.3)
-    # Label 1: any threshold in (0.2, 0.8] gives F1 = 1, and 0.5 is among the candidates.
+    # Label 0: only thresholds in (0.2, 0.3] give F1 = 1; the threshold is the middle of that range.
+    assert thresholds[0] == pytest.approx(0.25)
+    # Label 1: any threshold in (0.2, 0.8] gives F1 = 1; its middle happens to be 0.5.
     assert thresholds[1] == pytest.approx(0.5)
     predicted = (probs >= thresholds).astype(int)
     assert classification_report(y_true, predicted, ["a", "b"])["macro_f1"] == 1.0
@@ -88,6 +88,40 @@ def test_thresholds_tie_goes_to_the_one_closest_to_half() -> None:
     y_true = np.array([[1], [0]])
     assert tune_thresholds(probs, y_true, grid=np.array([0.2, 0.4, 0.7, 0.9]))[0] == pytest.approx(0.4)
     assert tune_thresholds(probs, y_true, grid=np.array([0.25, 0.75]))[0] == 0.75
+
+
+@pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
+def test_threshold_is_the_middle_of_the_best_range_not_a_dev_score(beta: float) -> None:
+    # Every threshold in (0.6, 0.9] keeps only the positive; the old edge, 0.9 itself, lost it at 0.8999.
+    probs = np.array([[0.9], [0.6], [0.1]])
+    y_true = np.array([[1], [0], [0]])
+    [threshold] = tune_thresholds(probs, y_true, beta=beta)
+    assert threshold == pytest.approx(0.75)
+    assert 0.8999 >= threshold and not 0.6001 >= threshold
+
+
+def test_thresholds_keep_the_dev_decisions_with_the_widest_margin() -> None:
+    rng = np.random.default_rng(3)
+    probs = rng.random((60, 3)).round(3)
+    y_true = (rng.random((60, 3)) < probs).astype(int)
+    for beta in (0.5, 1.0, 2.0):
+        thresholds = tune_thresholds(probs, y_true, beta=beta)
+        for j, t in enumerate(thresholds):
+            below, above = probs[probs[:, j] < t, j], probs[probs[:, j] >= t, j]
+            assert t not in probs[:, j]
+            # Halfway between the neighbouring scores (or a THRESHOLD_RANGE end): a nudge of either keeps
+            # every decision.
+            if len(below) and len(above) and 0.05 < below.max() and above.min() < 0.95:
+                assert t == pytest.approx((below.max() + above.min()) / 2)
+
+
+def test_a_midpoint_between_adjacent_float32_scores_never_drops_the_upper_one() -> None:
+    low = np.float32(0.75)  # the float64 midpoint above it rounds back down to it in float32
+    probs = np.array([[low], [np.nextafter(low, np.float32(1))]], dtype=np.float32)
+    y_true = np.array([[0], [1]])
+    [threshold] = tune_thresholds(probs, y_true)
+    # A stored threshold is a Python float, which numpy compares with float32 scores in float32.
+    assert (probs[:, 0] >= float(threshold)).tolist() == [False, True]
 
 
 def test_thresholds_maximise_f1_against_brute_force() -> None:
