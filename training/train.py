@@ -395,7 +395,8 @@ def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
     probs = predictor.probabilities(logits)
 
     def tuned(beta: float) -> list[float]:
-        return [round(float(t), 4) for t in tune_thresholds(probs, truth, beta=beta)]
+        # Unrounded: rounding could move a threshold past a dev score and change the decisions tuned for.
+        return [float(t) for t in tune_thresholds(probs, truth, beta=beta)]
 
     predictor.config.thresholds = tuned(1.0)
     predictor.config.operating_points = {point: tuned(beta) for point, beta in OPERATING_POINT_BETAS.items()}

@@ -10,7 +10,7 @@ from sklearn.metrics import fbeta_score
 
 from models.artifacts import NabaConfig, read_config
 from models.predictor import Predictor
-from training.data import read_records
+from training.data import Record, read_records
 from training.metrics import tune_thresholds
 from training.train import OPERATING_POINT_BETAS, dev_logits, tune_on_dev
 
@@ -23,7 +23,8 @@ def test_precision_leaning_beta_raises_and_recall_leaning_beta_lowers_the_thresh
     balanced = tune_thresholds(PROBS, TRUTH)[0]
     precision = tune_thresholds(PROBS, TRUTH, beta=0.5)[0]
     recall = tune_thresholds(PROBS, TRUTH, beta=2.0)[0]
-    assert (precision, balanced, recall) == pytest.approx((0.7, 0.5, 0.2))
+    # The middles of (0.6, 0.7], (0.4, 0.5] and (0.1, 0.2]: the ranges whose edges the old tuner returned.
+    assert (precision, balanced, recall) == pytest.approx((0.65, 0.45, 0.15))
     assert tune_thresholds(PROBS, TRUTH, beta=1.0)[0] == balanced  # beta 1 is F1
 
 
@@ -70,8 +71,34 @@ def test_tune_on_dev_fits_calibration_then_tunes_on_calibrated_scores(
     logits = dev_logits(copy, records)
     probs = copy.probabilities(logits)
     truth = np.array([[float(lbl in (r.labels or ())) for lbl in config.labels] for r in records])
-    assert config.thresholds == pytest.approx(tune_thresholds(probs, truth), abs=1e-4)
+    assert config.thresholds == tune_thresholds(probs, truth).tolist()  # stored as tuned, not rounded
     for point, beta in OPERATING_POINT_BETAS.items():
-        assert config.operating_points[point] == pytest.approx(
-            tune_thresholds(probs, truth, beta=beta), abs=1e-4
-        )
+        assert config.operating_points[point] == tune_thresholds(probs, truth, beta=beta).tolist()
+
+
+def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Per label, a positive and a negative 1e-4 apart in logit, at the edge of the best range: a threshold
+    # rounded to 4 decimals lands on the wrong side of one of them.
+    rng = np.random.default_rng(0)
+    n = 40
+    truth = np.zeros((n, 3))
+    truth[: n // 2] = 1.0
+    logits = np.where(truth > 0, 2.0, -2.0) + rng.normal(0.0, 0.3, (n, 3))
+    logits[0], logits[n // 2] = 0.3, 0.2999  # the lowest-scored positive, the highest-scored negative
+    records = [
+        Record(f"r{i}", "نص", labels=tuple(predictor.labels) if row[0] else ()) for i, row in enumerate(truth)
+    ]
+    monkeypatch.setattr("training.train.dev_logits", lambda _predictor, _records: logits)
+    config = NabaConfig.from_dict(predictor.config.to_dict())
+    copy = Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
+
+    tune_on_dev(copy, records)
+
+    probs = copy.probabilities(logits)  # float32, as served
+    for point, beta in {"balanced": 1.0, **OPERATING_POINT_BETAS}.items():
+        stored = copy.thresholds_for(point)  # type: ignore[arg-type]
+        tuned = tune_thresholds(probs, truth, beta=beta)
+        assert (probs >= np.array(stored, dtype=np.float32)).tolist() == (probs >= tuned).tolist(), point
+        assert (probs[0] >= np.array(stored, dtype=np.float32)).all(), point  # the edge positive is kept
