@@ -141,6 +141,41 @@ class RaisingPredictor(FakePredictor):
         return super().score(encoded)
 
 
+class GatedPredictor(FakePredictor):
+    """Its model calls block until `gate` is set (`entered` says one has started), so tests can hold a request
+    in the model and pile work up behind it."""
+
+    def __init__(self, version: str = "0.0.1") -> None:
+        super().__init__()
+        self.ref = ModelRef(name="gated", version=version)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
+        self.entered.set()
+        if not self.gate.wait(timeout=10):
+            raise RuntimeError("test never opened the gate")
+        return super().score(encoded)
+
+
+class SlowEncodePredictor(FakePredictor):
+    """Tokenising an article whose text contains `marker` blocks until `release` is set (`encoding` says it
+    started), so a request can be held before it reaches the queue."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__()
+        self.marker = marker
+        self.encoding = threading.Event()
+        self.release = threading.Event()
+
+    def encode(self, article: Article) -> FakeEncoded:
+        if self.marker in article.text:
+            self.encoding.set()
+            if not self.release.wait(timeout=10):
+                raise RuntimeError("test never released the encode")
+        return super().encode(article)
+
+
 class SlowWarmUpPredictor(FakePredictor):
     """Warm-up blocks until the test sets `release`, to observe the service before it is ready."""
 

@@ -3,42 +3,51 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Coroutine, Sequence
+import dataclasses
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import pytest
 
-from models.errors import InvalidInputError, ModelNotReadyError, OverloadedError, RequestTimeoutError
-from models.results import Analysis, Article, ModelRef
+from models.errors import (
+    InvalidInputError,
+    ModelNotReadyError,
+    OverloadedError,
+    RequestTimeoutError,
+)
+from models.results import Analysis, Article
+from service.config import Settings
 from service.engine import BatchingConfig, InferenceEngine
-from tests.service.fakes import ECONOMY_TEXT, POLITICS_TEXT, SPORTS_TEXT, FakeEncoded, FakePredictor
+from tests.service.fakes import (
+    ECONOMY_TEXT,
+    POLITICS_TEXT,
+    SPORTS_TEXT,
+    FakeEncoded,
+    FakePredictor,
+    GatedPredictor,
+    SlowEncodePredictor,
+)
 
 T = TypeVar("T")
-
-
-class GatedPredictor(FakePredictor):
-    """Its first model call blocks until `gate` is set, so tests can pile work up behind it."""
-
-    def __init__(self, version: str = "0.0.1") -> None:
-        super().__init__()
-        self.ref = ModelRef(name="gated", version=version)
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-
-    def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
-        self.entered.set()
-        if not self.gate.wait(timeout=10):
-            raise RuntimeError("test never opened the gate")
-        return super().score(encoded)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
+async def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Yield to the event loop until `condition()` holds; fail after `timeout` s rather than hang the suite."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:g} s")
+        await asyncio.sleep(0.005)
+
+
 async def _wait_entered(predictor: GatedPredictor) -> None:
-    await asyncio.to_thread(predictor.entered.wait, 10)
+    if not await asyncio.to_thread(predictor.entered.wait, 10):
+        raise AssertionError("the worker never entered the model")
 
 
 def test_results_keep_order_and_run_on_the_worker_thread() -> None:
@@ -63,8 +72,7 @@ def test_concurrent_requests_share_one_model_call() -> None:
         first = asyncio.create_task(engine.analyze([Article(texts[0])], None))
         await _wait_entered(predictor)  # the worker is busy with the first request
         rest = [asyncio.create_task(engine.analyze([Article(t)], None)) for t in texts[1:]]
-        while engine.queue_depth < len(rest):
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == len(rest))
         predictor.gate.set()
         return await asyncio.gather(first, *rest)
 
@@ -86,8 +94,7 @@ def test_token_budget_splits_batches() -> None:
         first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
         await _wait_entered(predictor)
         rest = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 5, None))
-        while engine.queue_depth < 5:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == 5)
         predictor.gate.set()
         await asyncio.gather(first, rest)
 
@@ -98,6 +105,51 @@ def test_token_budget_splits_batches() -> None:
     assert [len(call) for call in predictor.calls] == [1, 2, 2, 1]
 
 
+def _held_while_tokenising(max_wait_ms: float) -> list[int]:
+    """Sizes of the model calls for two requests: one queued while the other is still being tokenised."""
+    predictor = SlowEncodePredictor(marker=POLITICS_TEXT)
+    engine = InferenceEngine(predictor, BatchingConfig.from_settings(Settings(max_wait_ms=max_wait_ms)))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        held = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
+        if not await asyncio.to_thread(predictor.encoding.wait, 10):
+            raise AssertionError("the held request never started tokenising")
+        ready = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        if max_wait_ms:  # queued, and waiting for company
+            await wait_for(lambda: engine.queue_depth == 1)
+        else:  # run alone, before the held request could join it
+            await wait_for(lambda: len(predictor.calls) == 1)
+        predictor.release.set()
+        await asyncio.gather(held, ready)
+
+    try:
+        run(scenario())
+    finally:
+        predictor.release.set()
+        engine.close()
+    return [len(call) for call in predictor.calls]
+
+
+def test_max_wait_ms_lets_a_request_still_tokenising_share_the_model_call() -> None:
+    # The queued request waits (up to 10 s, far longer than the test) for the one still being tokenised.
+    assert _held_while_tokenising(max_wait_ms=10_000) == [2]
+    # Without the wait, the queued request runs alone.
+    assert _held_while_tokenising(max_wait_ms=0) == [1, 1]
+
+
+def test_a_lone_request_does_not_wait_max_wait_ms() -> None:
+    """With nothing else on its way, waiting for company would only add latency."""
+    predictor = FakePredictor()
+    engine = InferenceEngine(predictor, BatchingConfig.from_settings(Settings(max_wait_ms=5_000)))  # type: ignore[arg-type]
+    try:
+        start = time.monotonic()
+        run(engine.analyze([Article(ECONOMY_TEXT)], None))
+        elapsed = time.monotonic() - start
+    finally:
+        engine.close()
+    assert elapsed < 2, f"a lone request took {elapsed:.2f} s with max_wait_ms=5000"
+
+
 def test_full_queue_refuses_at_once() -> None:
     predictor = GatedPredictor()
     engine = InferenceEngine(predictor, BatchingConfig(max_queue=4, max_wait_ms=0))  # type: ignore[arg-type]
@@ -106,8 +158,7 @@ def test_full_queue_refuses_at_once() -> None:
         first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
         await _wait_entered(predictor)
         queued = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 3, None))
-        while engine.queue_depth < 3:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == 3)
         with pytest.raises(OverloadedError, match="busy") as refused:
             await engine.analyze([Article(POLITICS_TEXT)], None)
         assert refused.value.retry_after >= 1
@@ -150,17 +201,22 @@ def test_timed_out_request_is_dropped_from_the_queue() -> None:
         await _wait_entered(predictor)
         with pytest.raises(RequestTimeoutError):
             await engine.analyze([Article(POLITICS_TEXT, id="late")], None)
-        predictor.gate.set()
-        with pytest.raises(RequestTimeoutError):  # the first one waited on the gate too long as well
+        # Held on the gate since before "late" came, the first request is past its deadline too.
+        with pytest.raises(RequestTimeoutError):
             await first
+        predictor.gate.set()
+        # The worker finishes the held batch, then drops "late" from the queue without running it.
+        await wait_for(lambda: len(predictor.calls) == 1 and engine.queue_depth == 0)
+        # A generous deadline for the next request: it shows the worker goes on, whatever the machine's load.
+        engine.config = dataclasses.replace(engine.config, request_timeout_s=30)
         assert (await engine.analyze([Article(SPORTS_TEXT, id="next")], None))[0].labels[0].label == "sports"
 
     try:
         run(scenario())
     finally:
         engine.close()
-    seen = [a.id for call in predictor.calls for a in call]
-    assert "late" not in seen and seen[-1] == "next"
+    assert [[a.id for a in call] for call in predictor.calls] == [["slow"], ["next"]]
+    assert engine.in_progress == 0
 
 
 def test_swap_serves_new_requests_on_the_new_model_and_queued_ones_on_their_own() -> None:
@@ -171,8 +227,7 @@ def test_swap_serves_new_requests_on_the_new_model_and_queued_ones_on_their_own(
         first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
         await _wait_entered(old)
         queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
-        while engine.queue_depth < 1:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == 1)
         assert engine.swap(new) is old  # type: ignore[arg-type]
         after = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None))
         old.gate.set()
@@ -211,11 +266,9 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
         first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
         await _wait_entered(predictor)
         queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
-        while engine.queue_depth < 1:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == 1)
         closing = asyncio.create_task(asyncio.to_thread(engine.close))
-        while not engine.closed:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.closed)
         predictor.gate.set()
         await closing
         with pytest.raises(ModelNotReadyError):
@@ -241,8 +294,7 @@ def test_requests_batched_together_keep_their_own_options() -> None:
                 [Article(long_text)], summary_ratio=0.5, max_summary_sentences=2, operating_point="recall"
             )
         )
-        while engine.queue_depth < 2:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.queue_depth == 2)
         predictor.gate.set()
         return await asyncio.gather(first, strict, loose)
 
