@@ -7,6 +7,11 @@ every machine. As in Platt (1999) and Lin, Lin & Weng (2007), the 0/1 targets ar
 `(positives + 1) / (positives + 2)` and `1 / (negatives + 2)`, so that a dev set on which a label is perfectly
 separated still has a finite optimum instead of a scale that runs off to infinity.
 
+Newton runs on standardised logits (zero mean, unit spread) from the constant fit, and the result is folded
+back into the raw logits' scale and bias. Started from the raw logits instead, logits that are large and close
+together (a label the model is unsure of, all near +8) or separated by a wide margin make the curvature vanish
+or the steps ill-scaled, and the iterations stalled far from the optimum.
+
 Labels that cannot be fitted (no positive or no negative on dev, a constant logit) keep the identity, and so
 does a fit that would reverse the order of the scores, which thresholds (`p >= t`) cannot express.
 """
@@ -21,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ITERATIONS = 100
 MIN_STEP = 1e-10  # the line search gives up below this step size
-TOLERANCE = 1e-6  # stop when the gradient of the mean log loss is this small
+# Converged when half the Newton decrement (gradient . step: how far the quadratic model says the loss can
+# still fall) is below this, in mean log loss; near 0.1 to 0.7 that is about all double precision resolves.
+TOLERANCE = 1e-14
 
 
 def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -33,8 +40,17 @@ def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
     Returns:
         `(a, b)`; `(1.0, 0.0)` (the identity) when the label has no positive or no negative example, all
-        logits are equal, or the fit gives a non-positive or non-finite scale.
+        logits are equal, or the fit gives a non-positive or non-finite scale. A fit that did not converge is
+        returned as it stands, with a warning.
     """
+    a, b, converged = _fit(logits, truth)
+    if not converged:
+        logger.warning("Platt fit did not converge (scale %.4g, bias %.4g); calibration may be off", a, b)
+    return a, b
+
+
+def _fit(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float, bool]:
+    """`fit_platt`'s `(a, b)` and whether Newton converged (True for the identity kept on purpose)."""
     z = np.asarray(logits, dtype=float)
     y = np.asarray(truth, dtype=float)
     if z.shape != y.shape or z.ndim != 1:
@@ -42,40 +58,45 @@ def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     positives = int(y.sum())
     negatives = len(y) - positives
     if positives == 0 or negatives == 0 or np.ptp(z) == 0:
-        return 1.0, 0.0
+        return 1.0, 0.0, True
     target = np.where(y > 0.5, (positives + 1) / (positives + 2), 1 / (negatives + 2))
+    centre, spread = float(z.mean()), float(z.std())
+    x = (z - centre) / spread
 
-    def loss(a: float, b: float) -> float:
-        x = a * z + b
-        return float(np.mean(np.logaddexp(0.0, x) - target * x))  # log loss, written to never overflow
+    def loss(w: np.ndarray) -> float:
+        s = w[0] * x + w[1]
+        return float(np.mean(np.logaddexp(0.0, s) - target * s))  # log loss, written to never overflow
 
-    a, b = 1.0, 0.0  # start from the identity: raw scores are often close already
-    current = loss(a, b)
+    prior = float(target.mean())
+    w = np.array([0.0, np.log(prior / (1.0 - prior))])  # the constant fit: the base rate for every article
+    current, converged = loss(w), False
     for _ in range(MAX_ITERATIONS):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (a * z + b)))  # sigmoid without overflow
+        p = 0.5 * (1.0 + np.tanh(0.5 * (w[0] * x + w[1])))  # sigmoid without overflow
         residual = p - target
-        gradient = np.array([np.mean(residual * z), np.mean(residual)])
-        if np.abs(gradient).max() < TOLERANCE:
-            break
+        gradient = np.array([np.mean(residual * x), np.mean(residual)])
         weight = p * (1.0 - p)
         hessian = np.array(
-            [[np.mean(weight * z * z), np.mean(weight * z)], [np.mean(weight * z), np.mean(weight)]]
+            [[np.mean(weight * x * x), np.mean(weight * x)], [np.mean(weight * x), np.mean(weight)]]
         )
         step = np.linalg.solve(hessian + 1e-12 * np.eye(2), gradient)
+        decrement = float(gradient @ step)
+        if decrement / 2 < TOLERANCE:
+            converged = True
+            break
         size = 1.0
         while size >= MIN_STEP:  # backtracking: take the Newton step only as far as the loss goes down
-            new_a, new_b = a - size * step[0], b - size * step[1]
-            new = loss(new_a, new_b)
-            if new < current + 1e-4 * size * float(gradient @ -step):
-                a, b, current = new_a, new_b, new
+            new = loss(w - size * step)
+            if new <= current - 1e-4 * size * decrement:
+                w, current = w - size * step, new
                 break
             size /= 2
-        else:
+        else:  # no step lowers the loss: stuck short of the optimum
             break
+    a, b = w[0] / spread, w[1] - w[0] * centre / spread  # back to the raw logits' scale
     if not (np.isfinite(a) and np.isfinite(b)) or a <= 0:
         logger.warning("Platt fit gave scale %.4g, bias %.4g; keeping the identity", a, b)
-        return 1.0, 0.0
-    return float(a), float(b)
+        return 1.0, 0.0, True
+    return float(a), float(b), converged
 
 
 def fit_calibration(logits: np.ndarray, truth: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
@@ -95,7 +116,15 @@ def fit_calibration(logits: np.ndarray, truth: np.ndarray, labels: list[str]) ->
         raise ValueError(f"shapes disagree: logits {logits.shape}, truth {truth.shape}, {len(labels)} labels")
     calibration = {}
     for j, label in enumerate(labels):
-        a, b = fit_platt(logits[:, j], truth[:, j])
+        a, b, converged = _fit(logits[:, j], truth[:, j])
+        if not converged:
+            logger.warning(
+                "calibration of %s: the Platt fit did not converge (scale %.4g, bias %.4g); its calibrated "
+                "scores may be off",
+                label,
+                a,
+                b,
+            )
         calibration[label] = {"scale": round(a, 6), "bias": round(b, 6)}
         if (a, b) == (1.0, 0.0):
             logger.info("calibration of %s: identity (nothing to fit on dev)", label)
