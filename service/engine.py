@@ -47,10 +47,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """How the engine groups work; see `service.config.Settings` for the operator-facing names."""
+    """How the engine groups work; see `service.config.Settings` for the operator-facing names.
+
+    A model call takes as many queued articles as fit `max_batch_tokens` (at least one); there is no separate
+    article cap, since the queue already bounds them. `NABA_MAX_BATCH_ARTICLES` limits a batch *request*,
+    checked by the route, and must not shrink the model calls that concurrent requests share.
+    """
 
     max_batch_tokens: int = 16_384  # window tokens per model call
-    max_batch_articles: int = 64
     max_wait_ms: float = 5.0  # how long the oldest article waits for others to share its batch
     max_queue: int = 256  # articles in progress (queued or running) beyond which new requests are refused
     request_timeout_s: float = 60.0
@@ -60,7 +64,6 @@ class BatchingConfig:
         """The operator's `NABA_*` batching and admission limits."""
         return cls(
             max_batch_tokens=settings.max_batch_tokens,
-            max_batch_articles=settings.max_batch_articles,
             max_wait_ms=settings.max_wait_ms,
             max_queue=settings.max_queue,
             request_timeout_s=settings.request_timeout_s,
@@ -243,9 +246,7 @@ class InferenceEngine:
                 item = self._pending.popleft()
                 if item.future.cancelled():  # its caller timed out
                     continue
-                fits = len(batch) < cfg.max_batch_articles and (
-                    not batch or tokens + item.cost <= cfg.max_batch_tokens
-                )
+                fits = not batch or tokens + item.cost <= cfg.max_batch_tokens
                 if fits and (not batch or item.predictor is batch[0].predictor):
                     batch.append(item)
                     tokens += item.cost
@@ -256,10 +257,7 @@ class InferenceEngine:
         return batch
 
     def _full(self, pending: deque[_Item]) -> bool:
-        return (
-            len(pending) >= self.config.max_batch_articles
-            or sum(item.cost for item in pending) >= self.config.max_batch_tokens
-        )
+        return sum(item.cost for item in pending) >= self.config.max_batch_tokens
 
     def _process(self, batch: list[_Item]) -> None:
         """Score the batch in one predictor call and hand each result to its caller's event loop."""

@@ -105,6 +105,27 @@ def test_token_budget_splits_batches() -> None:
     assert [len(call) for call in predictor.calls] == [1, 2, 2, 1]
 
 
+def test_the_batch_request_limit_does_not_cap_model_calls() -> None:
+    """NABA_MAX_BATCH_ARTICLES limits a batch request; concurrent requests still share one model call."""
+    predictor = GatedPredictor()
+    settings = Settings(max_batch_articles=1, max_wait_ms=0)
+    engine = InferenceEngine(predictor, BatchingConfig.from_settings(settings))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        await _wait_entered(predictor)
+        rest = [asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None)) for _ in range(5)]
+        await wait_for(lambda: engine.queue_depth == 5)
+        predictor.gate.set()
+        await asyncio.gather(first, *rest)
+
+    try:
+        run(scenario())
+    finally:
+        engine.close()
+    assert [len(call) for call in predictor.calls] == [1, 5]
+
+
 def _held_while_tokenising(max_wait_ms: float) -> list[int]:
     """Sizes of the model calls for two requests: one queued while the other is still being tokenised."""
     predictor = SlowEncodePredictor(marker=POLITICS_TEXT)
