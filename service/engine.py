@@ -9,9 +9,9 @@ applied in the result stage, so requests that share a forward pass never share o
 each caller's future.
 
 A full engine (`max_queue` articles admitted and unanswered) refuses new work at once (`OverloadedError`, 503
-with Retry-After) instead of letting latency grow without bound, and a caller that waits past
-`request_timeout_s` gets `RequestTimeoutError` (504); its articles are dropped from the queue. `swap`
-replaces the predictor atomically: queued articles finish on the model that encoded them.
+with Retry-After) instead of letting latency grow without bound, and a caller whose call (tokenising, queueing
+and inference) takes longer than `request_timeout_s` gets `RequestTimeoutError` (504); its articles are dropped
+from the queue. `swap` replaces the predictor atomically: queued articles finish on the model that encoded them.
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ class InferenceEngine:
         Raises:
             InvalidInputError: options the predictor cannot honour (checked before anything is queued).
             OverloadedError: the queue cannot take these articles now.
-            RequestTimeoutError: the results did not come within `request_timeout_s`.
+            RequestTimeoutError: the results did not come within `request_timeout_s`, tokenising included.
             ModelNotReadyError: the engine is closed.
         """
         if self._closed:
@@ -167,8 +167,17 @@ class InferenceEngine:
                 f"the server is busy ({self._admitted} articles in progress); retry shortly"
             )
         self._admitted += len(articles)
+        # The deadline covers the whole wait: a long text can spend longer being tokenised than in the model.
+        deadline = asyncio.timeout(self.config.request_timeout_s)
         try:
-            return await self._analyze(articles, options)
+            async with deadline:
+                return await self._analyze(articles, options)
+        except TimeoutError:
+            if not deadline.expired():  # the predictor's own TimeoutError, not this deadline
+                raise
+            raise RequestTimeoutError(
+                f"no result within {self.config.request_timeout_s:g} s; the server is overloaded"
+            ) from None
         finally:
             self._admitted -= len(articles)
 
@@ -190,13 +199,8 @@ class InferenceEngine:
                 self._cond.notify()
         ARTICLES.inc(len(items))
         try:
-            async with asyncio.timeout(self.config.request_timeout_s):
-                return list(await asyncio.gather(*(item.future for item in items)))
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"no result within {self.config.request_timeout_s:g} s; the server is overloaded"
-            ) from None
-        finally:
+            return list(await asyncio.gather(*(item.future for item in items)))
+        finally:  # also when the caller's deadline passed: its articles leave the queue
             for item in items:
                 item.future.cancel()  # no-op for finished ones; the worker skips cancelled ones
 

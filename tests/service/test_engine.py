@@ -240,6 +240,40 @@ def test_timed_out_request_is_dropped_from_the_queue() -> None:
     assert engine.in_progress == 0
 
 
+def test_the_timeout_covers_tokenising() -> None:
+    """A long text can take longer to tokenise than to run: the deadline starts when the call does."""
+    predictor = SlowEncodePredictor(marker=ECONOMY_TEXT)
+    engine = InferenceEngine(predictor, BatchingConfig(request_timeout_s=0.05, max_wait_ms=0))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        try:
+            with pytest.raises(RequestTimeoutError, match=r"no result within 0\.05 s"):
+                await engine.analyze([Article(ECONOMY_TEXT)], None)  # held in encode until released
+            assert engine.in_progress == 0
+        finally:
+            predictor.release.set()
+        assert len(await engine.analyze([Article(SPORTS_TEXT)], None)) == 1
+
+    try:
+        run(scenario())
+    finally:
+        engine.close()
+    assert [[a.text for a in call] for call in predictor.calls] == [[SPORTS_TEXT]]
+
+
+def test_a_timeout_error_of_the_predictor_is_not_the_deadline() -> None:
+    class TimesOut(FakePredictor):
+        def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
+            raise TimeoutError("the GPU driver timed out")
+
+    engine = InferenceEngine(TimesOut())  # type: ignore[arg-type]
+    try:
+        with pytest.raises(TimeoutError, match="GPU driver"):
+            run(engine.analyze([Article(ECONOMY_TEXT)], None))
+    finally:
+        engine.close()
+
+
 def test_swap_serves_new_requests_on_the_new_model_and_queued_ones_on_their_own() -> None:
     old, new = GatedPredictor("1"), FakePredictor()
     engine = InferenceEngine(old, BatchingConfig(max_wait_ms=0))  # type: ignore[arg-type]
