@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # A list of keys from the environment: `NoDecode` stops pydantic-settings from insisting on JSON, so the
@@ -52,7 +52,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest request body, in bytes; a larger one gets 413 before it is read.",
     )
-    max_batch_articles: int = Field(64, gt=0, description="Most articles in one batch request.")
+    max_batch_articles: int = Field(
+        64,
+        gt=0,
+        description="Most articles in one batch request; at most max_queue (unset, it defaults to max_queue "
+        "when that is below 64).",
+    )
     summary_sentences: int = Field(3, gt=0, description="Default number of sentences in a summary.")
     max_summary_sentences: int = Field(
         20, gt=0, description="Largest summary_sentences a request may ask; also caps summary_ratio."
@@ -95,6 +100,23 @@ class Settings(BaseSettings):
             value = [item.strip() if isinstance(item, str) else item for item in value]
             return [item for item in value if item != ""]
         return value
+
+    @model_validator(mode="after")
+    def _batch_fits_the_queue(self) -> Self:
+        """Refuse a batch limit above the queue: a batch that large could never be admitted, and would get 503
+        with Retry-After forever, even from an idle server.
+
+        Left unset, the batch limit follows a queue set below its default, so that lowering NABA_MAX_QUEUE
+        alone does not stop the service from starting.
+        """
+        if self.max_batch_articles > self.max_queue:
+            if "max_batch_articles" in self.model_fields_set:
+                raise ValueError(
+                    f"max_batch_articles ({self.max_batch_articles}) is more than max_queue ({self.max_queue}): "
+                    "such a batch could never be admitted; set NABA_MAX_BATCH_ARTICLES to at most NABA_MAX_QUEUE"
+                )
+            self.max_batch_articles = self.max_queue
+        return self
 
 
 @lru_cache

@@ -9,9 +9,11 @@ applied in the result stage, so requests that share a forward pass never share o
 each caller's future.
 
 A full engine (`max_queue` articles admitted and unanswered) refuses new work at once (`OverloadedError`, 503
-with Retry-After) instead of letting latency grow without bound, and a caller whose call (tokenising, queueing
-and inference) takes longer than `request_timeout_s` gets `RequestTimeoutError` (504); its articles are dropped
-from the queue. `swap` replaces the predictor atomically: queued articles finish on the model that encoded them.
+with Retry-After) instead of letting latency grow without bound; a call with more articles than `max_queue`
+could never be admitted, so it gets `BatchTooLargeError` (413), which a client must not retry. A caller whose
+call (tokenising, queueing and inference) takes longer than `request_timeout_s` gets `RequestTimeoutError`
+(504); its articles are dropped from the queue. `swap` replaces the predictor atomically: queued articles
+finish on the model that encoded them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.encoding import EncodedArticle
-from models.errors import ModelNotReadyError, OverloadedError, RequestTimeoutError
+from models.errors import BatchTooLargeError, ModelNotReadyError, OverloadedError, RequestTimeoutError
 from models.predictor import Predictor, ResultOptions
 from models.results import Analysis, Article, ModelRef, OperatingPoint
 from service.config import Settings
@@ -153,6 +155,7 @@ class InferenceEngine:
 
         Raises:
             InvalidInputError: options the predictor cannot honour (checked before anything is queued).
+            BatchTooLargeError: more articles than `max_queue`, which no wait would make room for.
             OverloadedError: the queue cannot take these articles now.
             RequestTimeoutError: the results did not come within `request_timeout_s`, tokenising included.
             ModelNotReadyError: the engine is closed.
@@ -160,6 +163,11 @@ class InferenceEngine:
         if self._closed:
             raise ModelNotReadyError("the service is shutting down")
         options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
+        if len(articles) > self.config.max_queue:
+            raise BatchTooLargeError(
+                f"{len(articles)} articles in one call; the server takes at most {self.config.max_queue} "
+                "at once (NABA_MAX_QUEUE)"
+            )
         # Admission is decided here, on the event loop, before any await: concurrent requests cannot all
         # pass the check and then overfill the queue together.
         if self._admitted + len(articles) > self.config.max_queue:

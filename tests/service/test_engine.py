@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import pytest
 
 from models.errors import (
+    BatchTooLargeError,
     InvalidInputError,
     ModelNotReadyError,
     OverloadedError,
@@ -169,6 +170,19 @@ def test_a_lone_request_does_not_wait_max_wait_ms() -> None:
     finally:
         engine.close()
     assert elapsed < 2, f"a lone request took {elapsed:.2f} s with max_wait_ms=5000"
+
+
+def test_more_articles_than_the_queue_holds_are_refused_for_good() -> None:
+    """An idle engine cannot make room for them either: 413, not a 503 that invites retries forever."""
+    predictor = FakePredictor()
+    engine = InferenceEngine(predictor, BatchingConfig(max_queue=4))  # type: ignore[arg-type]
+    try:
+        with pytest.raises(BatchTooLargeError, match="5 articles in one call; the server takes at most 4"):
+            run(engine.analyze([Article(ECONOMY_TEXT)] * 5, None))
+        assert len(run(engine.analyze([Article(ECONOMY_TEXT)] * 4, None))) == 4
+    finally:
+        engine.close()
+    assert [len(call) for call in predictor.calls] == [4]
 
 
 def test_full_queue_refuses_at_once() -> None:
