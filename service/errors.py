@@ -76,6 +76,12 @@ STATUS_BY_ERROR: dict[type[NabaError], int] = {
     ReloadFailedError: 422,
 }
 REQUEST_ERROR_TYPE = "invalid_request"
+# A body FastAPI's JSON parsing fails on with something other than a JSONDecodeError gets a bare 400 "error
+# parsing the body"; to a client it is invalid JSON like any other, so it gets the same 422, with the reason.
+UNPARSABLE_BODY_REASONS: dict[type[Exception], str] = {
+    UnicodeDecodeError: "it is not UTF-8 text",
+    RecursionError: "it is nested too deeply",
+}
 BODY_TOO_LARGE_ERROR_TYPE = "body_too_large"  # a 413 for the body's size (`service.admission.BodySizeLimit`)
 INTERNAL_ERROR_TYPE = "internal_error"
 
@@ -152,11 +158,12 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
 
 async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Routing errors (404, 405) and a body over the size limit (413) in the common body, keeping headers such
-    as `Allow`."""
-    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI reports a body that is not UTF-8 as a bare 400; to a client it is invalid JSON like any other.
-        message = "request body is not valid JSON: it is not UTF-8 text"
-        return error_response(request, 422, message, REQUEST_ERROR_TYPE)
+    as `Allow`; a body that FastAPI could not parse is invalid JSON (422)."""
+    if exc.status_code == 400:
+        for cause, reason in UNPARSABLE_BODY_REASONS.items():
+            if isinstance(exc.__cause__, cause):
+                message = f"request body is not valid JSON: {reason}"
+                return error_response(request, 422, message, REQUEST_ERROR_TYPE)
     error_type = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
     if exc.status_code == 413:
         error_type = BODY_TOO_LARGE_ERROR_TYPE

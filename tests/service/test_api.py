@@ -243,6 +243,17 @@ def test_invalid_json_message_says_so(client: TestClient) -> None:
     assert_error(response, 422, "invalid_request", "not valid JSON")
 
 
+@pytest.mark.parametrize("path", ["/v1/analyze", "/v1/analyze/batch"])
+@pytest.mark.parametrize(
+    "raw", [b"[" * 100_000, b'{"text": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"], ids=["open", "closed"]
+)
+def test_deeply_nested_json_is_invalid_json(client: TestClient, path: str, raw: bytes) -> None:
+    """The JSON parser gives up on deep nesting with a RecursionError, which FastAPI turns into a bare 400."""
+    response = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request", "request body is not valid JSON: it is nested too deeply")
+    assert_still_serving(client)
+
+
 # JSON can spell a lone UTF-16 surrogate (json.dumps writes one as an ASCII escape, `\\ud800`), and it decodes
 # to a str that no tokenizer takes and no UTF-8 writer writes.
 LONE_SURROGATES = [
