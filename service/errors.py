@@ -136,6 +136,9 @@ def describe_validation_errors(errors: Sequence[Any], limit: int = 5) -> str:
         if err.get("type") == "json_invalid":
             reason = err.get("ctx", {}).get("error", "cannot parse it")
             parts.append(f"request body is not valid JSON: {reason}")
+        elif tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes):
+            # FastAPI parses a body as JSON only when its Content-Type says so; otherwise the schema meets bytes.
+            parts.append("request body must be JSON, sent with 'Content-Type: application/json'")
         else:
             parts.append(f"{field_path(err.get('loc', ()))}: {err.get('msg', 'invalid value')}")
     if len(errors) > limit:

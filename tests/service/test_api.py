@@ -254,6 +254,23 @@ def test_deeply_nested_json_is_invalid_json(client: TestClient, path: str, raw: 
     assert_still_serving(client)
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"}, {}],
+    ids=["text-plain", "form", "none"],
+)
+def test_json_sent_without_its_content_type_says_which_to_send(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    response = client.post("/v1/analyze", content=json.dumps({"text": ECONOMY_TEXT}), headers=headers)
+    assert_error(
+        response,
+        422,
+        "invalid_request",
+        "request body must be JSON, sent with 'Content-Type: application/json'",
+    )
+
+
 # JSON can spell a lone UTF-16 surrogate (json.dumps writes one as an ASCII escape, `\\ud800`), and it decodes
 # to a str that no tokenizer takes and no UTF-8 writer writes.
 LONE_SURROGATES = [

@@ -120,6 +120,13 @@ def test_reload_from_missing_directory_keeps_old_model(real_client: TestClient, 
     assert served_version(real_client) == "test-1"
 
 
+def test_reload_from_a_file_says_it_is_not_a_directory(real_client: TestClient, model_dir: Path) -> None:
+    weights = model_dir / "model.safetensors"
+    assert weights.is_file()
+    assert_reload_failed(reload(real_client, weights), f"{weights} is not a directory")
+    assert served_version(real_client) == "test-1"
+
+
 def test_reload_of_hand_edited_artifact_fails_its_checksum(
     real_client: TestClient, model_dir: Path, tmp_path: Path
 ) -> None:
