@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,17 @@ class ModelArguments:
     max_length: int = field(default=512, metadata={"help": "Tokens per encoder window."})
     window_overlap: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows."})
     max_train_windows: int = field(default=4, metadata={"help": "Windows per article kept while training."})
-    summary_weight: float = field(default=1.0, metadata={"help": "Weight of the summary loss."})
-    evidence_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the sentence-level loss on quoted evidence (0: off)."}
+    # None: not given, so 1.0 for a new model and the previous one's with --init-from (see `loss_weights`).
+    summary_weight: float | None = field(
+        default=None,
+        metadata={"help": "Weight of the summary loss (default 1.0; with --init-from, the artifact's)."},
+    )
+    evidence_weight: float | None = field(
+        default=None,
+        metadata={
+            "help": "Weight of the sentence-level loss on quoted evidence, 0: off (default 1.0; with "
+            "--init-from, the artifact's)."
+        },
     )
     rule_features: bool = field(
         default=False,
@@ -197,6 +205,13 @@ def choose_labels(records: list[Record], fixed: list[str] | None, previous: list
     return found
 
 
+def loss_weights(model_args: ModelArguments) -> dict[str, float]:
+    """The loss weights given on the command line, as `HeadConfig` fields; those not given are left out, so
+    a new model gets `HeadConfig`'s defaults and a retrained one keeps its artifact's."""
+    given = {"summary_weight": model_args.summary_weight, "evidence_weight": model_args.evidence_weight}
+    return {name: weight for name, weight in given.items() if weight is not None}
+
+
 def evidence_sentences(text: str, sentences: list[str], quote: str) -> list[int]:
     """Indices of the sentences that hold part of `quote`, by the rule `naba evaluate` scores evidence with."""
     return [i for i, sentence in enumerate(sentences) if evidence_hit(text, quote, [sentence])]
@@ -273,6 +288,7 @@ def main(argv: list[str] | None = None) -> Path:
         model, tokenizer, previous = load_artifact(model_args.init_from)
         labels = choose_labels(train_records, model_args.labels, previous.labels)
         model.grow_labels(previous.labels, labels)
+        model.heads = replace(model.heads, **loss_weights(model_args))
         if model_args.rule_features or model.heads.rule_features:  # recomputed by this version's rules
             names = rule_feature_names() if model_args.rule_features else model.heads.rule_features
             model.set_rule_features(names, RULES_VERSION)
@@ -285,8 +301,7 @@ def main(argv: list[str] | None = None) -> Path:
             encoder,
             HeadConfig(
                 num_labels=len(labels),
-                summary_weight=model_args.summary_weight,
-                evidence_weight=model_args.evidence_weight,
+                **loss_weights(model_args),
                 rule_features=tuple(rule_feature_names()) if model_args.rule_features else (),
                 rules_version=RULES_VERSION if model_args.rule_features else None,
             ),
@@ -330,6 +345,9 @@ def main(argv: list[str] | None = None) -> Path:
         data_hash=data_hash([*data_args.train, *(data_args.dev or [])]),
         training={
             **{k: v for k, v in asdict(model_args).items() if v is not None},
+            # What the loss used: given on the command line, or kept from the --init-from artifact.
+            "summary_weight": model.heads.summary_weight,
+            "evidence_weight": model.heads.evidence_weight,
             "train_files": data_args.train,
             "dev_files": data_args.dev,
             "train_articles": len(train_records),

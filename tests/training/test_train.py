@@ -1,5 +1,5 @@
-"""`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime;
-bad input fails early; `--rule-features` models read the guide's rules."""
+"""`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime
+and applies the loss weights given; bad input fails early; `--rule-features` models read the guide's rules."""
 
 from __future__ import annotations
 
@@ -61,6 +61,22 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
     assert predictor.backend == "onnx-int8"  # `--export int8`: what the service's default backend serves
     analysis = predictor.analyze([Article(NEGATIVES[1])])[0]
     assert set(analysis.scores) == set(config.labels)
+
+
+def test_retraining_applies_the_loss_weights_given_and_keeps_the_artifacts_otherwise(
+    model_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    assert read_config(model_dir).training["evidence_weight"] == 1.0  # a new model: the defaults
+    weighted = _retrain(
+        model_dir, train_file, tmp_path / "weighted", "--evidence-weight", "0", "--summary-weight", "0.5"
+    )
+    again = _retrain(weighted, train_file, tmp_path / "again")  # no flags: the artifact's weights stay
+
+    for output in (weighted, again):
+        config = read_config(output)
+        assert config.heads is not None
+        assert (config.heads.evidence_weight, config.heads.summary_weight) == (0.0, 0.5)  # what the loss used
+        assert (config.training["evidence_weight"], config.training["summary_weight"]) == (0.0, 0.5)
 
 
 def test_retraining_never_writes_into_the_served_artifact(model_dir: Path, train_file: Path) -> None:
