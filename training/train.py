@@ -3,8 +3,9 @@
 Reads top to bottom like HF's `run_classification.py`: parse → logging → seed → data → label set → model →
 `datasets.map` → `Trainer` → calibration and thresholds tuned on dev → evaluation → artifact. Records with
 `labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
-may hold either or both. With `--init-from` it continues from an existing artifact, and the label set may
-grow. With `--rule-features` the model also reads the annotation guide's rules (`models.rules`).
+may hold either or both. With `--init-from` it continues from an existing artifact: the label set may grow,
+and shrinks only with `--labels`. With `--rule-features` the model also reads the annotation guide's rules
+(`models.rules`).
 """
 
 from __future__ import annotations
@@ -61,7 +62,11 @@ class ModelArguments:
         metadata={"help": "Continue from this Naba artifact (retraining); overrides base_model."},
     )
     labels: list[str] | None = field(
-        default=None, metadata={"help": "Fix the label set; unknown labels in the data are then errors."}
+        default=None,
+        metadata={
+            "help": "Fix the label set; unknown labels in the data are then errors. With --init-from, the only "
+            "way to drop a label, or to keep one the labelled training data has no example of."
+        },
     )
     max_length: int = field(default=512, metadata={"help": "Tokens per encoder window."})
     window_overlap: int = field(default=128, metadata={"help": "Tokens shared by consecutive windows."})
@@ -194,12 +199,33 @@ def check_output(data_args: DataArguments, model_args: ModelArguments) -> Path:
 
 
 def choose_labels(records: list[Record], fixed: list[str] | None, previous: list[str] | None) -> list[str]:
-    """The label set: fixed by the user, else the previous model's labels plus new ones, else the data's."""
-    if fixed:
-        return list(fixed)
+    """The label set: fixed by the user, else the previous model's labels plus new ones, else the data's.
+
+    Raises:
+        DataError: when retraining (`previous`) on labelled records none of which has one of the previous
+            labels. Trained on negatives only, the model would learn never to predict it, and its dev F1
+            would quietly drop to 0: the user says with `--labels` whether to keep it that way or drop it.
+        ArtifactError: when there is no label at all.
+    """
     found = label_set(records)
+    labelled = any(r.labels is not None for r in records)
+    if fixed:
+        if labelled and (unseen := [lbl for lbl in fixed if lbl not in found]):
+            logger.warning("no training article has %s: trained as a negative only", ", ".join(unseen))
+        return list(fixed)
     if previous:
-        return list(previous) + [lbl for lbl in found if lbl not in previous]
+        labels = list(previous) + [lbl for lbl in found if lbl not in previous]
+        missing = [lbl for lbl in previous if lbl not in found]
+        if labelled and missing:
+            kept = [lbl for lbl in labels if lbl not in missing]
+            them = "them" if len(missing) > 1 else "it"
+            raise DataError(
+                f"the labelled training data has no article with {', '.join(missing)}, which the --init-from "
+                f"model tags: trained on negatives only, the model would learn never to predict {them}. "
+                f"Say which you want: --labels {' '.join(kept)} drops {them}; --labels {' '.join(labels)} "
+                f"keeps {them} anyway"
+            )
+        return labels
     if not found:
         raise ArtifactError("the training data has no labels; give --labels or labelled articles")
     return found

@@ -1,5 +1,6 @@
-"""`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime
-and applies the loss weights given; bad input fails early; `--rule-features` models read the guide's rules."""
+"""`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime,
+keeps or drops old labels only when told, and applies the loss weights given; bad input fails early;
+`--rule-features` models read the guide's rules."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
         "0",
         "--export",
         "int8",
+        # The new data has none of the old labels: keeping them is said explicitly.
+        "--labels",
+        "attack",
+        "coordination_centre",
+        "joint_operation",
+        "economy",
     ]
     main([*args, *[a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]])
 
@@ -61,6 +68,31 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
     assert predictor.backend == "onnx-int8"  # `--export int8`: what the service's default backend serves
     analysis = predictor.analyze([Article(NEGATIVES[1])])[0]
     assert set(analysis.scores) == set(config.labels)
+
+
+def test_retraining_on_labelled_data_without_an_old_label_says_to_keep_or_drop_it(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    rows = [
+        {"id": f"n{i}", "text": t, "labels": ["economy"] if "أسعار" in t else []}
+        for i, t in enumerate(NEGATIVES)
+    ]
+    new = write_jsonl(tmp_path / "new.jsonl", rows)
+    output = tmp_path / "retrained"
+    with pytest.raises(
+        DataError, match="no article with attack, coordination_centre, joint_operation"
+    ) as error:
+        main(["--train", str(new), "--init-from", str(model_dir), "--output", str(output)])
+    assert "--labels economy drops them" in error.value.message
+    assert "--labels attack coordination_centre joint_operation economy keeps them" in error.value.message
+    assert not output.exists()
+
+    # Without labelled articles the tagging head is not trained at all: nothing to decide, the labels stay.
+    summaries = [
+        {"id": f"s{i}", "text": t, "summary": t.split(".")[0] + "."} for i, t in enumerate(NEGATIVES)
+    ]
+    kept = _retrain(model_dir, write_jsonl(tmp_path / "summaries.jsonl", summaries), tmp_path / "summaries")
+    assert read_config(kept).labels == read_config(model_dir).labels
 
 
 def test_retraining_applies_the_loss_weights_given_and_keeps_the_artifacts_otherwise(
@@ -244,7 +276,10 @@ def test_retraining_keeps_rule_features_and_their_rows_when_labels_grow(
         {"id": f"n{i}", "text": t, "labels": ["economy"] if "أسعار" in t else []}
         for i, t in enumerate(NEGATIVES)
     ]
-    output = _retrain(rules_model_dir, write_jsonl(tmp_path / "new.jsonl", rows), tmp_path / "retrained")
+    labels = ["--labels", "attack", "coordination_centre", "joint_operation", "economy"]  # old ones kept
+    output = _retrain(
+        rules_model_dir, write_jsonl(tmp_path / "new.jsonl", rows), tmp_path / "retrained", *labels
+    )
 
     config = read_config(output)  # no --rule-features: the previous artifact's setting stays
     assert config.heads is not None and config.heads.rule_features == tuple(rule_feature_names())
