@@ -3,9 +3,9 @@
 Reads top to bottom like HF's `run_classification.py`: parse → logging → seed → data → label set → model →
 `datasets.map` → `Trainer` → calibration and thresholds tuned on dev → evaluation → artifact. Records with
 `labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
-may hold either or both. With `--init-from` it continues from an existing artifact: the label set may grow,
-and shrinks only with `--labels`. With `--rule-features` the model also reads the annotation guide's rules
-(`models.rules`).
+may hold either or both. Training articles that are also dev articles are dropped. With `--init-from` it
+continues from an existing artifact: the label set may grow, and shrinks only with `--labels`. With
+`--rule-features` the model also reads the annotation guide's rules (`models.rules`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from models.encoding import EncodedArticle, WindowConfig, collate, encode_articl
 from models.errors import ArtifactError, DataError
 from models.modeling import HeadConfig, NabaModel
 from models.predictor import Predictor, resolve_device
-from models.preprocessing import PreprocessConfig
+from models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
 from models.results import Article
 from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
 from training.calibration import fit_calibration
@@ -238,6 +238,41 @@ def loss_weights(model_args: ModelArguments) -> dict[str, float]:
     return {name: weight for name, weight in given.items() if weight is not None}
 
 
+def text_key(text: str) -> str:
+    """An article's text as compared across splits: Unicode forms, invisible characters, diacritics, tatweel,
+    letter and digit variants and whitespace folded (`models.preprocessing.normalize` with `FOLD_ALL`)."""
+    return normalize(text, FOLD_ALL)
+
+
+def drop_dev_overlap(train: list[Record], dev: list[Record]) -> list[Record]:
+    """The training records that are not dev articles: neither a dev id nor a dev text (`text_key`).
+
+    An article trained on flatters every dev metric and the thresholds and calibration tuned on dev, and
+    overlap is easy to miss when files are combined (the BBC summary pairs hold labelled dev articles).
+    Dropping it from training, with a warning naming how many, keeps such a command usable; the dev set
+    stays whole, so metrics remain comparable between runs.
+    """
+    dev_ids = {r.id for r in dev}
+    dev_texts = {text_key(r.text) for r in dev}
+    kept, dropped = [], []
+    for record in train:
+        (dropped if record.id in dev_ids or text_key(record.text) in dev_texts else kept).append(record)
+    if dropped:
+        listed = ", ".join(r.id for r in dropped[:10]) + (", ..." if len(dropped) > 10 else "")
+        logger.warning(
+            "dropped %d training article(s) that are also dev articles (same id or same text): %s",
+            len(dropped),
+            listed,
+        )
+    return kept
+
+
+def same_files(train: Sequence[str], dev: Sequence[str]) -> bool:
+    """True when the dev files are exactly the training files: tuning on the training data on purpose (smoke
+    runs, tests), which `drop_dev_overlap` would otherwise empty."""
+    return bool(dev) and {Path(p).resolve() for p in train} == {Path(p).resolve() for p in dev}
+
+
 def evidence_sentences(text: str, sentences: list[str], quote: str) -> list[int]:
     """Indices of the sentences that hold part of `quote`, by the rule `naba evaluate` scores evidence with."""
     return [i for i, sentence in enumerate(sentences) if evidence_hit(text, quote, [sentence])]
@@ -306,6 +341,12 @@ def main(argv: list[str] | None = None) -> Path:
     # Data: validated up front, so a bad line fails here with its file and line, not mid-training.
     train_records = read_records(data_args.train, known_labels=model_args.labels)
     dev_records = read_records(data_args.dev, known_labels=model_args.labels) if data_args.dev else []
+    read = len(train_records)
+    if same_files(data_args.train, data_args.dev or []):
+        logger.warning("the dev files are the training files: dev metrics and thresholds are training ones")
+    else:
+        train_records = drop_dev_overlap(train_records, dev_records)
+    dropped = read - len(train_records)
     if data_args.max_train_samples:
         train_records = train_records[: data_args.max_train_samples]
 
@@ -377,6 +418,7 @@ def main(argv: list[str] | None = None) -> Path:
             "train_files": data_args.train,
             "dev_files": data_args.dev,
             "train_articles": len(train_records),
+            "dev_articles_dropped_from_train": dropped,
             "epochs": training_args.num_train_epochs,
             "learning_rate": training_args.learning_rate,
             "batch_size": training_args.per_device_train_batch_size,

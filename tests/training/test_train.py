@@ -1,10 +1,11 @@
 """`naba train`: a smoke run writes a complete artifact; retraining grows labels and exports for ONNX Runtime,
-keeps or drops old labels only when told, and applies the loss weights given; bad input fails early;
-`--rule-features` models read the guide's rules."""
+keeps or drops old labels only when told, and applies the loss weights given; training articles that are dev
+articles are dropped; bad input fails early; `--rule-features` models read the guide's rules."""
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from models.predictor import Predictor
 from models.results import Article
 from models.rules import RULES_VERSION, rule_feature_names, rule_features
 from tests.conftest import NEGATIVES, TRAIN_ARGS, write_jsonl
-from training.train import main
+from training.data import Record
+from training.train import drop_dev_overlap, main
 
 
 def test_training_writes_thresholds_tuned_on_dev(model_dir: Path) -> None:
@@ -109,6 +111,33 @@ def test_retraining_applies_the_loss_weights_given_and_keeps_the_artifacts_other
         assert config.heads is not None
         assert (config.heads.evidence_weight, config.heads.summary_weight) == (0.0, 0.5)  # what the loss used
         assert (config.training["evidence_weight"], config.training["summary_weight"]) == (0.0, 0.5)
+
+
+def test_dev_articles_are_dropped_from_training_by_id_or_by_text(caplog: pytest.LogCaptureFixture) -> None:
+    text = "قُتِلَ ثلاثة في هجوم على حاجز أمني. وقالت الشرطة إن التحقيق جارٍ."
+    dev = [Record("d1", text, labels=("attack",)), Record("d2", NEGATIVES[0], labels=())]
+    train = [
+        Record("d2", NEGATIVES[0], summary="ملخص"),  # a dev id (a summary pair of a labelled dev article)
+        Record(
+            "t1", "  قتل ثلاثــة في هجوم  على حاجز أمني.\nوقالت الشرطة إن التحقيق جار. "
+        ),  # d1's text, refolded
+        Record("t2", NEGATIVES[1], labels=()),
+    ]
+    with caplog.at_level(logging.WARNING):
+        kept = drop_dev_overlap(train, dev)
+    assert [r.id for r in kept] == ["t2"]
+    assert any("dropped 2 training article(s)" in r.message and "d2, t1" in r.message for r in caplog.records)
+
+
+def test_training_drops_dev_articles_and_records_how_many(
+    encoder_dir: Path, train_file: Path, tmp_path: Path
+) -> None:
+    seeds = [json.loads(line) for line in train_file.read_text("utf-8").splitlines()[:2]]
+    dev = write_jsonl(tmp_path / "dev.jsonl", seeds)  # two training articles, as a leaky split would hold
+    args = ["--train", str(train_file), "--dev", str(dev), "--base-model", str(encoder_dir)]
+    out = main([*args, "--output", str(tmp_path / "m"), *TRAIN_ARGS, "--max_steps", "1"])
+    config = read_config(out)
+    assert config.training["train_articles"] == 15 and config.training["dev_articles_dropped_from_train"] == 2
 
 
 def test_retraining_never_writes_into_the_served_artifact(model_dir: Path, train_file: Path) -> None:
