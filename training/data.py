@@ -4,6 +4,10 @@ There are two ways in. `iter_rows` streams one file and yields a `DataError` for
 raising, so a tool can report or skip bad rows in a corpus of millions of lines. `read_records` is strict:
 a training run must not start on data with silent holes, so it reads every file, gathers every problem and
 raises one error that lists them, so they can all be fixed in one pass. Every message names file and line.
+
+CSV cells map onto the JSON fields: an empty cell is an absent field, and `labels` holds label names separated
+by `|`. An empty `labels` cell is therefore unlabelled, as a JSONL row without `labels` is; `[]` says
+"labelled, with no topic", as `"labels": []` does in JSONL.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from models.errors import DataError
+from models.errors import DataError, InvalidInputError
+from models.preprocessing import check_unicode
 from models.results import Article
 
 if TYPE_CHECKING:
@@ -31,6 +36,12 @@ logger = logging.getLogger(__name__)
 MAX_LISTED_ERRORS = 20
 SUFFIXES = (".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 LABEL_SEPARATOR = "|"  # between label names in a CSV `labels` cell
+NO_LABELS = "[]"  # a CSV `labels` cell saying "labelled, with no topic"; an empty cell is unlabelled
+# Longest CSV row read, in characters: ten times the service's longest text (100k), so long articles are read
+# (and refused by length where a limit applies, with a clear message), but a quote that is never closed cannot
+# make the reader hold the rest of a large file in memory.
+MAX_CSV_ROW_CHARS = 1_000_000
+ARTICLE_FIELDS = ("id", "title", "text")  # all that prediction reads of a row
 _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\udc80-\udcff]")  # what undecodable bytes become under "surrogateescape"
 
@@ -52,8 +63,25 @@ class Record:
         return Article(self.text, self.title, self.id)
 
 
+class RowError(DataError):
+    """One bad row: a `DataError` naming file and line, plus the row's id when it could be read (or given by
+    `default_id_prefix`), so a report can name the article as well as the line."""
+
+    def __init__(self, message: str, path: str, line: int, record_id: str | None = None) -> None:
+        super().__init__(message, path, line)
+        self.record_id = record_id
+
+
 class _Invalid(ValueError):
-    """A row-level problem; `iter_rows` turns it into a `DataError` with the file and line."""
+    """A row-level problem; `iter_rows` turns it into a `RowError` with the file, line and id."""
+
+    def __init__(self, message: str, record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.record_id = record_id
+
+
+class _RowTooLong(Exception):
+    """Raised by `_CsvLines` inside the CSV reader when a row grows past `MAX_CSV_ROW_CHARS`."""
 
 
 def iter_rows(
@@ -61,53 +89,69 @@ def iter_rows(
     *,
     known_labels: Collection[str] | None = None,
     default_id_prefix: str | None = None,
+    articles_only: bool = False,
 ) -> Iterator[tuple[int, Record | DataError]]:
-    """Stream one data file, yielding `(line, Record)` or `(line, DataError)` for each non-blank row.
+    """Stream one data file, yielding `(line, Record)` or `(line, RowError)` for each non-blank row.
 
     Lines are decoded one at a time, so one bad line never spoils the rest, and memory stays flat apart
-    from the set of ids seen (kept to report a repeated id). For CSV, `line` is where the row starts.
+    from the dict of ids seen (kept to report a repeated id). For CSV, `line` is where the row starts.
 
     Args:
         path: a `.jsonl`, `.jsonl.gz`, `.csv` or `.csv.gz` file.
         known_labels: when given, any other label name is an error (catches typos in annotations).
         default_id_prefix: when given, a row without an id gets `f"{prefix}{line}"` instead of an error.
+        articles_only: read only id, title and text, as prediction does: labels, summary and evidence are not
+            read at all, so a row that only a training tool would refuse for them is still an article.
 
     Raises:
         DataError: at once, when the file does not exist or its extension is not one of `SUFFIXES`.
+    """
+    path = check_data_file(path)
+    known = frozenset(known_labels) if known_labels is not None else None
+    return _iter_file(path, known, default_id_prefix, articles_only)
+
+
+def check_data_file(path: str | Path) -> Path:
+    """`path` as a `Path`, once it names an existing file of a type `iter_rows` reads.
+
+    Raises:
+        DataError: the file does not exist, is not a file, or its extension is not one of `SUFFIXES`.
     """
     path = Path(path)
     if not path.name.endswith(SUFFIXES):
         raise DataError(f"unknown file type; expected one of {', '.join(SUFFIXES)}", str(path))
     if not path.is_file():
-        raise DataError("no such file", str(path))
-    known = frozenset(known_labels) if known_labels is not None else None
-    return _iter_file(path, known, default_id_prefix)
+        raise DataError("no such file" if not path.exists() else "not a file", str(path))
+    return path
 
 
 def _iter_file(
-    path: Path, known: frozenset[str] | None, prefix: str | None
+    path: Path, known: frozenset[str] | None, prefix: str | None, articles_only: bool
 ) -> Iterator[tuple[int, Record | DataError]]:
     where = str(path)
     first_line: dict[str, int] = {}
     line = 0
     with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as stream:
         is_csv = path.name.endswith((".csv", ".csv.gz"))
-        raw_rows = _csv_rows(stream, prefix) if is_csv else _jsonl_rows(stream)
+        raw_rows = _csv_rows(stream, prefix, articles_only) if is_csv else _jsonl_rows(stream)
         try:
             for line, row in raw_rows:
                 try:
                     if isinstance(row, str):
                         raise _Invalid(row)
+                    if articles_only:
+                        row = {key: row[key] for key in ARTICLE_FIELDS if key in row}
                     record = _build_record(row, line, known, prefix)
                     if record.id in first_line:
-                        raise _Invalid(f"duplicate id {record.id!r} (first on line {first_line[record.id]})")
+                        message = f"duplicate id {record.id!r} (first on line {first_line[record.id]})"
+                        raise _Invalid(message, record.id)
                 except _Invalid as exc:
-                    yield line, DataError(str(exc), where, line)
+                    yield line, RowError(str(exc), where, line, exc.record_id)
                     continue
                 first_line[record.id] = line
                 yield line, record
         except (OSError, EOFError, zlib.error) as exc:  # a corrupt or truncated gzip stream
-            yield line + 1, DataError(f"cannot read the file past this point: {exc}", where, line + 1)
+            yield line + 1, RowError(f"cannot read the file past this point: {exc}", where, line + 1)
 
 
 def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
@@ -131,24 +175,93 @@ def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]
         yield number, obj
 
 
-def _csv_rows(stream: IO[bytes], prefix: str | None) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield `(line, row)` with CSV cells turned into the JSON shapes, or `(line, message)`."""
-    # "surrogateescape" keeps a bad byte from aborting the reader; the row holding it is reported below.
-    reader = csv.reader(raw.decode("utf-8", "surrogateescape") for raw in _without_bom(stream))
+class _CsvLines:
+    """The file's lines, decoded, as `csv.reader` pulls them; and what the row being read has pulled so far.
+
+    A CSV row always ends at the end of a line, so between two rows the reader has pulled exactly the lines
+    of the rows before. Counting here gives a row's first and last line even when the reader fails on it,
+    whether it stopped inside a quoted field (an odd number of quotes so far: quotes inside a field are
+    doubled), and a bound on its length, enforced before the reader buffers more.
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._lines = _without_bom(stream)
+        self.line = 0  # lines pulled so far
+        self.exhausted = False
+        self.start_row()
+
+    def start_row(self) -> None:
+        self.first = self.line + 1
+        self._quotes = 0
+        self._chars = 0
+
+    @property
+    def in_quotes(self) -> bool:
+        """Whether the row's lines so far leave a quoted field open."""
+        return self._quotes % 2 == 1
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            raw = next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        self.line += 1
+        # "surrogateescape" keeps a bad byte from aborting the reader; `_csv_rows` reports the row holding it.
+        text = raw.decode("utf-8", "surrogateescape")
+        self._quotes += text.count('"')
+        self._chars += len(text)
+        if self._chars > MAX_CSV_ROW_CHARS:
+            raise _RowTooLong
+        return text
+
+    def skip_quoted(self) -> None:
+        """Pull, unread, the rest of a quoted field the reader gave up on: up to the line that closes it."""
+        while self.in_quotes:
+            try:
+                raw = next(self._lines)
+            except StopIteration:
+                self.exhausted = True
+                return
+            self.line += 1
+            self._quotes += raw.count(b'"')
+
+    def lines(self) -> str:
+        return f"line {self.first}" if self.line <= self.first else f"lines {self.first}-{self.line}"
+
+
+def _csv_rows(
+    stream: IO[bytes], prefix: str | None, articles_only: bool
+) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """Yield `(line, row)` with CSV cells turned into the JSON shapes, or `(line, message)`.
+
+    A row the CSV reader cannot parse is reported and reading goes on with the next row. `strict` parsing
+    makes a quote followed by anything but a separator, and a quote still open at the end of the file, errors
+    instead of text silently glued to a field: an unclosed quote otherwise swallows the rows after it.
+    """
+    # The module's limit (128k by default) is process-wide: raise it to ours, never lower it.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_CSV_ROW_CHARS))
+    lines = _CsvLines(stream)
+    reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
     while True:
-        start = reader.line_num + 1
+        lines.start_row()
         try:
             cells = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): the reader cannot go on
-            yield start, f"cannot parse CSV past this point: {exc}"
-            return
+        except (csv.Error, _RowTooLong) as exc:
+            yield lines.first, _csv_problem(exc, lines)
+            if header is None:
+                return  # no header, no columns: nothing after it can be read
+            continue
         if not cells:
             continue
         if any(_SURROGATE.search(cell) for cell in cells):
-            yield start, "invalid UTF-8"
+            yield lines.first, "invalid UTF-8"
             if header is None:
                 return
             continue
@@ -156,13 +269,35 @@ def _csv_rows(stream: IO[bytes], prefix: str | None) -> Iterator[tuple[int, dict
             header = [name.strip() for name in cells]
             problem = _header_problem(header, prefix)
             if problem:
-                yield start, problem
+                yield lines.first, problem
                 return
             continue
         if len(cells) != len(header):
-            yield start, f"row has {len(cells)} fields; the header has {len(header)}"
+            yield lines.first, f"row has {len(cells)} fields; the header has {len(header)}"
             continue
-        yield start, _csv_to_json(dict(zip(header, cells, strict=True)))
+        row = dict(zip(header, cells, strict=True))
+        if articles_only:
+            row = {key: row[key] for key in ARTICLE_FIELDS if key in row}
+        yield lines.first, _csv_to_json(row)
+
+
+def _csv_problem(exc: Exception, lines: _CsvLines) -> str:
+    """What is wrong with the row the reader failed on, after skipping what is left of it."""
+    if isinstance(exc, _RowTooLong):
+        lines.skip_quoted()  # the rest of an over-long quoted field must not be read as rows
+        if lines.exhausted and lines.in_quotes:
+            return (
+                f"a quoted field opened on this row is never closed: {lines.lines()}, to the end of the file, "
+                "were read into it"
+            )
+        return f"row is longer than {MAX_CSV_ROW_CHARS} characters ({lines.lines()}); it was skipped"
+    if lines.exhausted and lines.in_quotes:
+        return (
+            f"a quoted field opened on this row is never closed: {lines.lines()}, to the end of the file, "
+            "were read into it"
+        )
+    message = str(exc).split(" - do you need")[0]  # csv's hint is about open(), not about the data
+    return f"cannot parse this CSV row ({message}; {lines.lines()})"
 
 
 def _without_bom(stream: IO[bytes]) -> Iterator[bytes]:
@@ -184,9 +319,9 @@ def _header_problem(header: list[str], prefix: str | None) -> str | None:
 def _csv_to_json(row: dict[str, str]) -> dict[str, Any] | str:
     """Map CSV cells to the JSON form (empty cells absent, labels a list), or return what is wrong."""
     out: dict[str, Any] = {key: value for key, value in row.items() if value.strip() or key == "text"}
-    if "labels" in row:
-        cell = row["labels"].strip()
-        out["labels"] = [name.strip() for name in cell.split(LABEL_SEPARATOR)] if cell else []
+    if "labels" in out:
+        cell = out["labels"].strip()
+        out["labels"] = [] if cell == NO_LABELS else [name.strip() for name in cell.split(LABEL_SEPARATOR)]
     if "evidence" in out:
         try:
             out["evidence"] = json.loads(out["evidence"])
@@ -196,38 +331,57 @@ def _csv_to_json(row: dict[str, str]) -> dict[str, Any] | str:
 
 
 def _build_record(row: dict[str, Any], line: int, known: frozenset[str] | None, prefix: str | None) -> Record:
-    """Check one row's fields and build its `Record`; raise `_Invalid` naming the first problem."""
-    record_id = row.get("id")
-    if isinstance(record_id, int) and not isinstance(record_id, bool):
-        record_id = str(record_id)
+    """Check one row's fields and build its `Record`; raise `_Invalid` naming the first problem (and the id,
+    once it is known)."""
+    record_id = _integer_as_text(row.get("id"))
     if record_id is not None and not isinstance(record_id, str):
         raise _Invalid(f"'id' must be a string, got {_type_name(record_id)}")
     if record_id is None or not record_id.strip():
         if prefix is None:
             raise _Invalid("'id' is missing or empty")
         record_id = f"{prefix}{line}"
-    text = row.get("text")
-    if text is None:
-        raise _Invalid("'text' is missing")
-    if not isinstance(text, str):
-        raise _Invalid(f"'text' must be a string, got {_type_name(text)}")
-    if not text.strip():
-        raise _Invalid("'text' is empty or only whitespace")
-    labels = _labels(row.get("labels"), known)
-    return Record(
-        id=record_id,
-        text=text,
-        title=_optional_str(row, "title"),
-        labels=labels,
-        summary=_optional_str(row, "summary"),
-        evidence=_evidence(row.get("evidence"), labels, text),
-    )
+    try:
+        _check_unicode(record_id, "id")
+        text = row.get("text")
+        if text is None:
+            raise _Invalid("'text' is missing")
+        if not isinstance(text, str):
+            raise _Invalid(f"'text' must be a string, got {_type_name(text)}")
+        if not text.strip():
+            raise _Invalid("'text' is empty or only whitespace")
+        _check_unicode(text, "text")
+        title = _optional_str("title", _integer_as_text(row.get("title")))
+        labels = _labels(row.get("labels"), known)
+        return Record(
+            id=record_id,
+            text=text,
+            title=title,
+            labels=labels,
+            summary=_optional_str("summary", row.get("summary")),
+            evidence=_evidence(row.get("evidence"), labels, text),
+        )
+    except _Invalid as exc:
+        raise _Invalid(str(exc), record_id) from None
 
 
-def _optional_str(row: dict[str, Any], key: str) -> str | None:
-    value = row.get(key)
+def _integer_as_text(value: Any) -> Any:
+    """A JSON integer as its decimal text (spreadsheet exports write numeric ids and titles bare)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _check_unicode(value: str, field: str) -> None:
+    """`check_unicode` as a row problem: a lone surrogate would crash the tokenizer or any UTF-8 writer."""
+    try:
+        check_unicode(value, repr(field))
+    except InvalidInputError as exc:
+        raise _Invalid(exc.message) from None
+
+
+def _optional_str(key: str, value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise _Invalid(f"{key!r} must be a string, got {_type_name(value)}")
+    if value is not None:
+        _check_unicode(value, key)
     return value if value and value.strip() else None
 
 
@@ -238,6 +392,8 @@ def _labels(value: Any, known: frozenset[str] | None) -> tuple[str, ...] | None:
         raise _Invalid(f"'labels' must be a list of strings, got {_describe(value)}")
     if any(not name.strip() for name in value):
         raise _Invalid("'labels' holds an empty label name")
+    for name in value:
+        _check_unicode(name, "labels")
     if len(set(value)) != len(value):
         raise _Invalid(f"'labels' lists a label twice: {value}")
     if known is not None:

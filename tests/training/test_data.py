@@ -14,8 +14,10 @@ import pytest
 
 from models.errors import DataError
 from training.data import (
+    MAX_CSV_ROW_CHARS,
     MAX_LISTED_ERRORS,
     Record,
+    RowError,
     data_hash,
     iter_rows,
     label_set,
@@ -74,7 +76,8 @@ def test_iter_rows_is_lazy(tmp_path: Path) -> None:
         (_row(id="a2", text=" \n\t\u00a0"), "'text' is empty or only whitespace"),
         (_row(id="a2", text=5), "'text' must be a string, got number"),
         (_row(id="a2", text=["x"]), "'text' must be a string, got array"),
-        (_row(id="a2", title=3), "'title' must be a string, got number"),
+        (_row(id="a2", title=[3]), "'title' must be a string, got array"),
+        (_row(id="a2", title=1.5), "'title' must be a string, got number"),
         (_row(id="a2", summary={"x": 1}), "'summary' must be a string, got object"),
         (_row(id="a2", labels="attack"), "'labels' must be a list of strings, got string"),
         (_row(id="a2", labels=["attack", 1]), "'labels' must be a list of strings, got an array holding"),
@@ -150,17 +153,30 @@ def test_reads_csv_with_pipe_separated_labels(tmp_path: Path) -> None:
     path.write_text(
         "id,title,text,labels,evidence\n"
         f'c1,عنوان,"{TEXT}\nسطر ثان",attack|joint_operation,"{evidence}"\n'
-        f"c2,,{TEXT},,\n"
-        f"c3,,{TEXT}, attack ,\n",
+        f"c2,,{TEXT},[],\n"
+        f"c3,,{TEXT}, attack ,\n"
+        f"c4,,{TEXT},,\n",
         encoding="utf-8",
     )
     rows = _rows(path, known_labels=LABELS)
-    assert [line for line, _ in rows] == [2, 4, 5]  # c1's text spans two lines
+    assert [line for line, _ in rows] == [2, 4, 5, 6]  # c1's text spans two lines
     assert rows[0][1] == Record(
         "c1", f"{TEXT}\nسطر ثان", "عنوان", ("attack", "joint_operation"), None, {"attack": QUOTE}
     )
-    assert rows[1][1] == Record("c2", TEXT, labels=())
+    assert rows[1][1] == Record("c2", TEXT, labels=())  # `[]`: labelled, with no topic
     assert rows[2][1] == Record("c3", TEXT, labels=("attack",))
+    assert rows[3][1] == Record("c4", TEXT)  # an empty cell: unlabelled, as a JSONL row without `labels`
+
+
+def test_csv_empty_labels_cell_is_unlabelled_like_jsonl(tmp_path: Path) -> None:
+    """A summary-only row in a mixed CSV must not count as a labelled negative in `naba evaluate`."""
+    csv_path = tmp_path / "mixed.csv"
+    csv_path.write_text(f"id,text,labels,summary\nc1,{TEXT},attack,\nc2,{TEXT},,ملخص\n", encoding="utf-8")
+    jsonl_path = _write(
+        tmp_path / "mixed.jsonl", _row(id="c1", labels=["attack"]), _row(id="c2", summary="ملخص")
+    )
+    assert read_records([csv_path]) == read_records([jsonl_path])
+    assert read_records([csv_path])[1].labels is None
 
 
 def test_csv_without_labels_column_is_unlabelled(tmp_path: Path) -> None:
@@ -195,6 +211,122 @@ def test_bad_csv_is_reported_with_file_and_line(
     path.write_bytes(content)
     with pytest.raises(DataError, match=rf"bad\.csv:{line}: .*{re.escape(message)}"):
         read_records([path])
+
+
+def _csv_rows(path: Path, content: bytes) -> list[tuple[int, str]]:
+    """Each row of `content` as (line, id of the record or start of the error message)."""
+    path.write_bytes(content)
+    return [
+        (line, item.id if isinstance(item, Record) else item.message.split(": ", 1)[1])
+        for line, item in iter_rows(path)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            f"c2,{TEXT}\rبقية\n",
+            "cannot parse this CSV row (new-line character seen in unquoted field; line 3)",
+        ),
+        (f'c2,"{TEXT}"x\n', "cannot parse this CSV row (',' expected after '\"'; line 3)"),
+        ("c2," + "خ" * (MAX_CSV_ROW_CHARS + 1) + "\n", f"row is longer than {MAX_CSV_ROW_CHARS} characters"),
+        (  # a quoted field over the limit, on several lines: its lines must not be read as rows
+            'c2,"' + ("خبر\nc9,نص\n" * (MAX_CSV_ROW_CHARS // 8 + 1)) + 'آخر"\n',
+            f"row is longer than {MAX_CSV_ROW_CHARS} characters",
+        ),
+    ],
+    ids=["bare-cr", "text-after-quote", "too-long", "too-long-quoted"],
+)
+def test_csv_parse_error_spoils_only_its_row(tmp_path: Path, bad: str, message: str) -> None:
+    content = f"id,text\nc1,{TEXT}\n{bad}c3,{TEXT}\nc4,{TEXT}\n".encode()
+    rows = _csv_rows(tmp_path / "a.csv", content)
+    assert [row[1] for row in rows] == ["c1", rows[1][1], "c3", "c4"]
+    assert rows[1][0] == 3 and rows[1][1].startswith(message)
+    with pytest.raises(DataError, match=r"a\.csv:3: "):
+        read_records([tmp_path / "a.csv"])
+
+
+def test_csv_field_over_the_old_128k_limit_is_read(tmp_path: Path) -> None:
+    long_text = "خبر " * 40_000  # 160k characters: over csv's default field limit of 131072
+    rows = _csv_rows(tmp_path / "a.csv", f'id,text\nc1,"{long_text}"\nc2,{TEXT}\n'.encode())
+    assert rows == [(2, "c1"), (3, "c2")]
+
+
+def test_csv_quote_never_closed_is_an_error(tmp_path: Path) -> None:
+    rows = _csv_rows(tmp_path / "a.csv", f'id,text\nc1,{TEXT}\nc2,"{TEXT}\nc3,{TEXT}\nc4,{TEXT}\n'.encode())
+    assert rows[0] == (2, "c1")
+    assert rows[1] == (
+        3,
+        "a quoted field opened on this row is never closed: lines 3-5, to the end of the file, were read into it",
+    )
+    assert len(rows) == 2
+
+
+def test_csv_quote_closed_rows_later_is_an_error_naming_the_lines_it_took(tmp_path: Path) -> None:
+    """An unclosed quote pairs with the next quote in the file; strict parsing catches the text after it."""
+    content = f'id,text\nc1,{TEXT}\nc2,"{TEXT}\nc3,{TEXT}\nc4,"{TEXT}"\nc5,{TEXT}\n'.encode()
+    rows = _csv_rows(tmp_path / "a.csv", content)
+    assert rows == [
+        (2, "c1"),
+        (3, "cannot parse this CSV row (',' expected after '\"'; lines 3-5)"),
+        (6, "c5"),
+    ]
+
+
+@pytest.mark.parametrize("field", ["id", "text", "title", "summary", "labels"])
+def test_lone_surrogate_is_a_bad_row_with_its_line(tmp_path: Path, field: str) -> None:
+    """JSON can spell a lone UTF-16 surrogate; it is no text, and crashed the tokenizer and UTF-8 writers."""
+    value: Any = "X" if field != "text" else TEXT + "X"
+    row = _row(**{"id": "a2", field: [value] if field == "labels" else value}).replace("X", "\\ud83d")
+    path = _write(tmp_path / "a.jsonl", _row(), row, _row(id="a3"))
+    rows = _rows(path)
+    assert [type(item).__name__ for _, item in rows] == ["Record", "RowError", "Record"]
+    assert re.search(rf"a\.jsonl:2: '{field}' holds a lone UTF-16 surrogate \(U\+D83D\)", str(rows[1][1]))
+    with pytest.raises(DataError, match=rf"a\.jsonl:2: '{field}' holds a lone UTF-16 surrogate"):
+        read_records([path])
+
+
+def test_a_surrogate_pair_is_text(tmp_path: Path) -> None:
+    path = _write(tmp_path / "a.jsonl", _row(title="X").replace("X", "\\ud83d\\ude00"))
+    assert read_records([path]) == [Record("a1", TEXT, "\U0001f600")]
+
+
+def test_articles_only_ignores_training_fields(tmp_path: Path) -> None:
+    """Prediction reads id, title and text: fields only training checks must not cost an article."""
+    path = _write(
+        tmp_path / "a.jsonl",
+        _row(id="l1", labels="attack"),
+        _row(id="l2", labels=["attack"], evidence={"attack": "ليس في النص"}),
+        _row(id="l3", labels=["attack", "attack"]),
+        _row(id="l4", summary=["x"]),
+        _row(id="l5", title=2024),
+        _row(id="l6", evidence="X").replace("X", "\\ud800"),
+    )
+    assert all(isinstance(item, DataError) for _, item in _rows(path)[:4])
+    records = [item for _, item in _rows(path, articles_only=True)]
+    assert records == [Record(f"l{i}", TEXT) for i in range(1, 5)] + [
+        Record("l5", TEXT, "2024"),
+        Record("l6", TEXT),
+    ]
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text(f"id,text,labels,evidence\nc1,{TEXT},attack||,{{oops\n", encoding="utf-8")
+    assert [item for _, item in iter_rows(csv_path, articles_only=True)] == [Record("c1", TEXT)]
+
+
+def test_row_error_carries_the_id_once_read(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "a.jsonl",
+        _row(),
+        _row(),  # duplicate
+        _row(id="a2", text=5),
+        _row(id="a3", title=["x"]),
+        _row(id=1.5),
+        json.dumps({"title": "x"}),
+    )
+    errors = [item for _, item in _rows(path, default_id_prefix="line-")[1:]]
+    assert all(isinstance(error, RowError) for error in errors)
+    assert [error.record_id for error in errors] == ["a1", "a2", "a3", None, "line-6"]  # type: ignore[union-attr]
 
 
 def test_csv_text_column_alone_is_enough_with_an_id_prefix(tmp_path: Path) -> None:
