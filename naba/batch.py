@@ -5,6 +5,11 @@ in length-sorted batches and appended to the output as one JSON line each. The o
 checkpoint: every chunk is flushed and fsynced, and a rerun skips the ids already there, so a run over
 millions of articles that is killed resumes where it stopped and loses at most the chunk in progress.
 
+A rerun only adds to an output made the same way. The settings that shape a result (model identity, operating
+point, summary length) go to a manifest next to the output (`<stem>.run.json`) before anything is written, and
+a rerun with other settings is refused instead of mixing two kinds of result in one file. An existing output
+that does not look like Naba results (the arguments swapped, say) is refused untouched.
+
 Lines that cannot be analysed go to a separate errors file and the run goes on. That file is rewritten on
 every run rather than resumed: each run re-reads every input line, so it finds every error again, and a
 rewritten file can never hold a stale or doubled entry (it is complete once a run finishes).
@@ -15,8 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -26,12 +33,30 @@ from models.errors import DataError, InputTooLongError, InvalidInputError, NabaE
 from models.predictor import check_options
 from models.preprocessing import validate_text
 from models.results import Analysis, Article, OperatingPoint
-from training.data import iter_rows
+from training.data import check_data_file, iter_rows
 
 logger = logging.getLogger(__name__)
 
 # Errors that belong to one article: the predictor raising one of these must not sink its batch-mates.
 _ARTICLE_ERRORS = (InvalidInputError, InputTooLongError)
+# Keys every result line has; an existing output whose lines lack them is not Naba results.
+RESULT_KEYS = frozenset({"id", "labels", "scores", "model"})
+MANIFEST_FORMAT = 1
+DEFAULT_ID_PREFIX = "line-"  # rows without an id are named by their line: `line-<n>`
+
+
+class BatchUsageError(NabaError, ValueError):
+    """The run's arguments cannot work (clashing paths, a missing directory, a non-positive size); nothing was
+    touched. A `ValueError` too, as these were before they had a type of their own."""
+
+    error_type = "invalid_argument"
+
+
+class ResumeRefusedError(DataError):
+    """The existing output cannot be added to: other settings, not Naba results, or damaged before its last
+    line. Nothing was touched; the remedy is a new `--output` (or moving the old one away)."""
+
+    error_type = "resume_refused"
 
 
 class Analyzer(Protocol):
@@ -67,10 +92,87 @@ class BatchReport:
     skipped_done: int = 0
     errors: int = 0
 
+    @property
+    def complete(self) -> bool:
+        """Whether every input line has its result: none went to the errors file (a file that cannot be read
+        to its end counts there too)."""
+        return self.errors == 0
+
 
 def default_errors_path(output_path: Path) -> Path:
     """`results.jsonl` -> `results.errors.jsonl`, next to the output."""
     return output_path.with_name(f"{output_path.stem}.errors.jsonl")
+
+
+def manifest_path(output_path: Path) -> Path:
+    """`results.jsonl` -> `results.run.json`: the settings the output was made with."""
+    return output_path.with_name(f"{output_path.stem}.run.json")
+
+
+def model_identity(model_dir: str | Path) -> dict[str, str] | None:
+    """Name, version and the sha256 of the weights and of `naba_config.json` (thresholds, calibration) of an
+    artifact, read from its `checksums.json` (which loading verifies), so identifying a model costs no hashing.
+
+    Returns None when the artifact cannot be read: loading it will say why.
+    """
+    from models.artifacts import CHECKSUMS, NABA_CONFIG, WEIGHTS
+
+    path = Path(model_dir)
+    try:
+        config = json.loads((path / NABA_CONFIG).read_text("utf-8"))
+        sums = json.loads((path / CHECKSUMS).read_text("utf-8"))
+        return {
+            "name": str(config["name"]),
+            "version": str(config["version"]),
+            "weights_sha256": str(sums[WEIGHTS]),
+            "config_sha256": str(sums[NABA_CONFIG]),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run_settings(model: Mapping[str, Any] | None, options: Options) -> dict[str, Any]:
+    """What decides a run's results, as the manifest records it: a resume must match every entry."""
+    return {"model": dict(model) if model is not None else None, **asdict(options)}
+
+
+def check_run(
+    input_path: Path,
+    output_path: Path,
+    errors_path: Path | None = None,
+    settings: Mapping[str, Any] | None = None,
+) -> Path:
+    """Refuse, before anything is loaded or touched, a run that cannot go well; return the errors path.
+
+    Checks that the paths are usable and distinct, that the input exists, that an existing output looks like
+    Naba results (its manifest, or else its first line) and, given `settings`, that it was made with them.
+
+    Raises:
+        BatchUsageError: paths that clash, a missing directory, a directory where a file is named, `.gz`.
+        DataError: the input is missing or of an unknown type.
+        ResumeRefusedError: the existing output is not Naba results or was made with other settings.
+    """
+    errors_path = errors_path or default_errors_path(output_path)
+    manifest = manifest_path(output_path)
+    if output_path.name.endswith(".gz"):
+        raise BatchUsageError(f"{output_path}: write plain JSONL, so that a killed run can be resumed")
+    if len({p.resolve() for p in (input_path, output_path, errors_path, manifest)}) < 4:
+        raise BatchUsageError(
+            f"input, output, errors and manifest ({manifest.name}) paths must be four different files"
+        )
+    for path in (output_path, errors_path):
+        if path.is_dir():
+            raise BatchUsageError(f"{path} is a directory; name a file to write")
+        if not path.parent.is_dir():
+            raise BatchUsageError(f"{path}: directory {path.parent} does not exist")
+    check_data_file(input_path)
+    if _has_content(output_path):
+        recorded = _read_manifest(manifest)
+        if recorded is None:
+            _check_looks_like_results(output_path)
+        elif settings is not None:
+            _check_same_settings(output_path, manifest, recorded, settings)
+    return errors_path
 
 
 def run_batch(
@@ -85,16 +187,20 @@ def run_batch(
     summary_ratio: float | None = None,
     operating_point: OperatingPoint = "balanced",
     max_chars: int = 100_000,
+    model: Mapping[str, Any] | None = None,
+    engine: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> BatchReport:
     """Analyse every article in `input_path` and append one JSON line per article to `output_path`.
 
     Rows are gathered into chunks of `chunk_size`; each chunk is sorted by text length so that batches of
-    `batch_size` hold similar lengths (less padding), then written back in input order and fsynced.
+    `batch_size` hold similar lengths (less padding), then written back in input order and fsynced. Only a
+    row's id, title and text are read: training fields (labels, summary, evidence) are ignored.
 
     Args:
         predictor: Anything with `Predictor.analyze`'s signature.
-        input_path: `.jsonl`, `.jsonl.gz` or `.csv`; rows without an id get `line-<n>`.
+        input_path: `.jsonl`, `.jsonl.gz` or `.csv`; rows without an id get `line-<n>`, their line number, so
+            resuming over an input whose lines moved skips or redoes those rows.
         output_path: Plain JSONL, `{"id": ..., **Analysis.to_dict()}` per line; an existing file is resumed.
         errors_path: Where rejected lines go; defaults to `default_errors_path(output_path)`.
         batch_size: Articles per `analyze` call.
@@ -102,32 +208,38 @@ def run_batch(
         summary_sentences: Passed to `analyze`; None keeps the model's default.
         summary_ratio: Passed to `analyze`: summaries of `max(1, ceil(r * sentences))` sentences instead.
         operating_point: Passed to `analyze`: which thresholds decide the tags.
-        max_chars: Longest text accepted, as in the service.
+        max_chars: Longest text, and longest title, accepted, as in the service.
+        model: The model's identity (`model_identity`): recorded in the manifest, and a resume must match it.
+        engine: How the model runs (backend, device, dtype): recorded; a resume on another one only warns,
+            as it moves scores in their last digits, not what a result means.
         progress: Show a tqdm bar over input lines.
 
     Returns:
-        The counts of the run.
+        The counts of the run; `complete` is False when any line went to the errors file.
 
     Raises:
-        ValueError: Non-positive sizes, or paths that would overwrite each other.
+        BatchUsageError: Non-positive sizes, or paths that cannot be used (see `check_run`).
         InvalidInputError: Options `analyze` cannot honour (both summary options, a bad ratio or point).
-        DataError: The input is missing or of an unknown type, or the existing output is corrupt before its
-            last line, so resuming from it is unsafe.
+        DataError: The input is missing or of an unknown type.
+        ResumeRefusedError: The existing output is not Naba results, was made with other settings, or is
+            damaged before its last line, so resuming from it is unsafe.
     """
     if batch_size < 1 or chunk_size < 1:
-        raise ValueError(f"batch_size and chunk_size must be positive, got {batch_size} and {chunk_size}")
+        raise BatchUsageError(
+            f"batch_size and chunk_size must be positive, got {batch_size} and {chunk_size}"
+        )
     check_options(summary_sentences, summary_ratio, operating_point)  # before any file is touched
     options = Options(summary_sentences, summary_ratio, operating_point)
-    errors_path = errors_path or default_errors_path(output_path)
-    if output_path.name.endswith(".gz"):
-        raise ValueError(f"{output_path}: write plain JSONL, so that a killed run can be resumed")
-    if len({p.resolve() for p in (input_path, output_path, errors_path)}) < 3:
-        raise ValueError("input, output and errors paths must be three different files")
-
-    rows = iter_rows(input_path, default_id_prefix="line-")  # checks the input before any file is touched
+    settings = run_settings(model, options)
+    errors_path = check_run(input_path, output_path, errors_path, settings)
+    rows = iter_rows(input_path, default_id_prefix=DEFAULT_ID_PREFIX, articles_only=True)
+    manifest = manifest_path(output_path)
+    previous = _read_manifest(manifest) if _has_content(output_path) else None
     done = _load_done_ids(output_path)
     if done:
         logger.info("resuming %s: %d articles already there are skipped", output_path, len(done))
+        _warn_about_changes(output_path, previous, input_path, engine)
+    _write_manifest(manifest, settings, input_path, engine)
     report = BatchReport(output_path=output_path, errors_path=errors_path)
     chunk: list[tuple[int, Article]] = []
     errors: list[dict[str, Any]] = []
@@ -140,12 +252,12 @@ def run_batch(
             report.total_lines += 1
             bar.update()
             if isinstance(row, DataError):
-                errors.append(_error_entry(line, None, row))
+                errors.append(_error_entry(line, getattr(row, "record_id", None), row))
             elif row.id in done:
                 report.skipped_done += 1
             else:
                 try:
-                    validate_text(row.text, max_chars)
+                    _check_lengths(row.text, row.title, max_chars)
                 except NabaError as exc:
                     errors.append(_error_entry(line, row.id, exc))
                 else:
@@ -158,6 +270,13 @@ def run_batch(
     counts = (report.written, report.skipped_done, report.errors)
     logger.info("%s: %d written, %d already done, %d errors", output_path, *counts)
     return report
+
+
+def _check_lengths(text: str, title: str | None, max_chars: int) -> None:
+    """What the service checks of an article before analysing it: the text, and the title's length."""
+    validate_text(text, max_chars)
+    if title is not None and len(title) > max_chars:
+        raise InputTooLongError(f"title has {len(title)} characters; the limit is {max_chars}")
 
 
 def _finish_chunk(
@@ -215,14 +334,140 @@ def _analyze_batch(
 
 
 def _error_entry(line: int, article_id: str | None, error: NabaError) -> dict[str, Any]:
-    return {"line": line, "id": article_id, "error": error.message, "error_type": error.error_type}
+    """One errors-file line. Text that cannot be written as UTF-8 (a lone surrogate in a rejected id, a file
+    name with undecodable bytes) is written with `\\uXXXX` escapes, so the errors file can always be written."""
+    return {
+        "line": line,
+        "id": _writable(article_id) if article_id is not None else None,
+        "error": _writable(error.message),
+        "error_type": error.error_type,
+    }
+
+
+def _writable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest at `path`, or None when there is none (an output written before manifests existed).
+
+    Raises:
+        ResumeRefusedError: it exists but cannot be read as a manifest.
+    """
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        message = f"cannot read this run manifest ({exc}); move it away to resume"
+        raise ResumeRefusedError(message, str(path)) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        raise ResumeRefusedError("not a Naba run manifest (no 'settings'); move it away to resume", str(path))
+    return data
+
+
+def _check_looks_like_results(output_path: Path) -> None:
+    """An output with no manifest is resumed (it predates manifests) only if its first line is a result."""
+    with output_path.open("rb") as f:
+        first = f.readline()
+    if not first.endswith(b"\n") or _parse_result_id(first) is None:
+        raise ResumeRefusedError(
+            f"an existing file that does not look like Naba results (its first line is not a result with "
+            f"{', '.join(sorted(RESULT_KEYS))}) and has no {manifest_path(output_path).name}; it was not "
+            "touched: check --input and --output, or name a new --output",
+            str(output_path),
+        )
+
+
+def _check_same_settings(
+    output_path: Path, manifest: Path, recorded: Mapping[str, Any], settings: Mapping[str, Any]
+) -> None:
+    then = recorded["settings"]
+    changed = [
+        f"{key}: {then.get(key)!r} then, {settings.get(key)!r} now"
+        for key in sorted(set(then) | set(settings))
+        if then.get(key) != settings.get(key)
+    ]
+    if changed:
+        raise ResumeRefusedError(
+            f"was started with other settings ({'; '.join(changed)}, per {manifest.name}); resuming would mix "
+            "two kinds of result in one file: name a new --output, or move this output and its manifest "
+            "away to start over",
+            str(output_path),
+        )
+
+
+def _warn_about_changes(
+    output_path: Path, previous: Mapping[str, Any] | None, input_path: Path, engine: Mapping[str, Any] | None
+) -> None:
+    if previous is None:
+        logger.warning(
+            "%s has no %s (written before Naba recorded one): its model and options cannot be checked; "
+            "resuming, and recording this run's settings from now on",
+            output_path,
+            manifest_path(output_path).name,
+        )
+        return
+    if previous.get("input") != _input_identity(input_path):
+        logger.warning(
+            "%s was started from another input file, or the input has changed since: rows without an id "
+            "are named by their line number (line-<n>), so such rows may now be skipped or redone; give "
+            "articles ids, or name a new --output",
+            output_path,
+        )
+    if engine is not None and previous.get("engine") not in (None, dict(engine)):
+        logger.warning(
+            "%s was started on %s and resumes on %s: scores may differ in their last digits",
+            output_path,
+            previous.get("engine"),
+            dict(engine),
+        )
+
+
+def _input_identity(input_path: Path) -> dict[str, Any]:
+    stat = input_path.stat()
+    return {"path": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _write_manifest(
+    path: Path, settings: Mapping[str, Any], input_path: Path, engine: Mapping[str, Any] | None
+) -> None:
+    """Write the manifest atomically (a temporary file renamed into place): never half a manifest."""
+    from naba import __version__
+
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "settings": dict(settings),
+        "engine": dict(engine) if engine is not None else None,
+        "input": _input_identity(input_path),
+        "naba": __version__,
+        "written": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(_writable(json.dumps(manifest, ensure_ascii=False, indent=2)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _load_done_ids(path: Path) -> set[str]:
     """The ids already in `path`, after cutting away a torn last line left by a killed run.
 
-    Only the last line can be torn (the file is only ever appended to), so it is cut and its article redone;
-    a bad line anywhere else means the file was damaged some other way, and resuming from it is refused.
+    Only the last line can be torn (the file is only ever appended to, a line at a time), and a torn line has
+    no newline: it is cut and its article redone. A complete line that is not a result means the file was
+    damaged some other way, or is not Naba results at all, and resuming from it is refused.
     """
     done: set[str] = set()
     if not path.exists():
@@ -230,24 +475,31 @@ def _load_done_ids(path: Path) -> set[str]:
     with path.open("rb+") as f:
         offset = 0
         for number, raw in enumerate(iter(f.readline, b""), start=1):
-            article_id = _parse_id(raw) if raw.endswith(b"\n") else None
-            if article_id is None:
-                if f.readline():
-                    raise DataError("not a JSON result with an id; fix or move the file", str(path), number)
+            if not raw.endswith(b"\n"):  # only the last line can lack one
                 logger.warning(
                     "%s: cutting a torn last line (%d bytes); its article is redone", path, len(raw)
                 )
                 f.truncate(offset)
                 break
+            article_id = _parse_result_id(raw)
+            if article_id is None:
+                raise ResumeRefusedError(
+                    "not a Naba result with an id; nothing was changed: fix or move the file",
+                    str(path),
+                    number,
+                )
             done.add(article_id)
             offset += len(raw)
     return done
 
 
-def _parse_id(raw: bytes) -> str | None:
+def _parse_result_id(raw: bytes) -> str | None:
+    """The id of a result line, or None when the line is not a result."""
     try:
         data = json.loads(raw)
     except ValueError:  # also UnicodeDecodeError
         return None
-    article_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or not data.keys() >= RESULT_KEYS:
+        return None
+    article_id = data["id"]
     return article_id if isinstance(article_id, str) else None

@@ -14,7 +14,7 @@ import pytest
 
 from models.errors import DataError, InvalidInputError
 from models.results import Analysis, Article, LabelResult, ModelRef
-from naba.batch import run_batch
+from naba.batch import BatchUsageError, ResumeRefusedError, manifest_path, run_batch
 
 # Arabic texts of different lengths, so that length sorting changes the order.
 TEXTS = [
@@ -206,10 +206,151 @@ def test_run_batch_repairs_a_torn_last_line(tmp_path: Path, cut: int) -> None:
 
 def test_run_batch_refuses_output_corrupt_before_its_last_line(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", articles())
-    output = write_jsonl(tmp_path / "out.jsonl", ["garbage", '{"id": "a0"}'])
+    output = tmp_path / "out.jsonl"
+    run(FakePredictor(), source, output)
+    lines = output.read_text("utf-8").splitlines(keepends=True)
+    output.write_text("".join([lines[0], "garbage\n", *lines[2:]]), "utf-8")
+    before = output.read_bytes()
 
-    with pytest.raises(DataError, match=re.escape("out.jsonl:1:")):
+    with pytest.raises(ResumeRefusedError, match=re.escape("out.jsonl:2: not a Naba result")):
         run(FakePredictor(), source, output)
+    assert output.read_bytes() == before
+
+
+@pytest.mark.parametrize("n_lines", [1, 3])
+def test_run_batch_refuses_an_output_that_is_not_results_untouched(tmp_path: Path, n_lines: int) -> None:
+    """--input and --output swapped: the archive must not lose its last line as a 'torn' result."""
+    results = tmp_path / "results.jsonl"
+    write_jsonl(results, [{"id": "a0", **fake_analysis(TEXTS[0]).to_dict()}])
+    archive = tmp_path / "archive.jsonl"
+    archive.write_bytes(write_jsonl(archive, articles(n_lines)).read_bytes()[:-1])  # no final newline
+    before = archive.read_bytes()
+
+    with pytest.raises(ResumeRefusedError, match="does not look like Naba results"):
+        run(FakePredictor(), results, archive)
+    assert archive.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive.jsonl", "results.jsonl"]
+
+
+def test_run_batch_records_its_settings_and_refuses_to_resume_with_others(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", articles(4))
+    output = tmp_path / "out.jsonl"
+    model = {"name": "fake", "version": "1", "weights_sha256": "aa", "config_sha256": "bb"}
+    with pytest.raises(RuntimeError, match="simulated crash"):  # killed after writing two
+        run(FakePredictor(crash_after=2), source, output, model=model, chunk_size=2, batch_size=2)
+    manifest = json.loads(manifest_path(output).read_text("utf-8"))
+    assert manifest_path(output).name == "out.run.json"
+    assert manifest["settings"] == {
+        "model": model,
+        "summary_sentences": None,
+        "summary_ratio": None,
+        "operating_point": "balanced",
+    }
+    before = output.read_bytes(), manifest_path(output).read_bytes()
+
+    for other in (
+        {"model": model, "operating_point": "recall"},
+        {"model": model, "summary_sentences": 2},
+        {"model": model, "summary_ratio": 0.5},
+        {"model": {**model, "weights_sha256": "cc"}},
+        {"model": {**model, "version": "2"}},
+    ):
+        with pytest.raises(ResumeRefusedError, match=r"started with other settings.*new --output"):
+            run(FakePredictor(), source, output, **other)
+        assert (output.read_bytes(), manifest_path(output).read_bytes()) == before
+
+    predictor = FakePredictor()
+    report = run(predictor, source, output, model=model, chunk_size=2, batch_size=2)  # the same: resumes
+    assert (report.skipped_done, report.written) == (2, 2)
+    assert [r["id"] for r in read_jsonl(output)] == ["a0", "a1", "a2", "a3"]
+
+
+def test_run_batch_resumes_an_output_without_manifest_and_records_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", articles(3))
+    output = write_jsonl(tmp_path / "out.jsonl", [{"id": "a0", **fake_analysis(TEXTS[0]).to_dict()}])
+
+    report = run(FakePredictor(), source, output, operating_point="recall")
+
+    assert (report.skipped_done, report.written) == (1, 2)
+    assert "has no out.run.json" in caplog.text
+    assert json.loads(manifest_path(output).read_text("utf-8"))["settings"]["operating_point"] == "recall"
+
+
+def test_run_batch_warns_when_resuming_over_a_changed_input(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", articles(2))
+    output = tmp_path / "out.jsonl"
+    run(FakePredictor(), source, output)
+    write_jsonl(source, [{"text": TEXTS[5]}, *articles(3)])
+
+    run(FakePredictor(), source, output)
+
+    assert "input has changed" in caplog.text and "line-<n>" in caplog.text
+
+
+@pytest.mark.parametrize("field", ["text", "title", "id"])
+def test_run_batch_sends_lone_surrogates_to_errors_and_goes_on(tmp_path: Path, field: str) -> None:
+    """A `\\ud83d` escape in one article crashed every run at the same chunk (tokenizer, or writing the id)."""
+    bad = {"id": "b", "title": "عنوان", "text": TEXTS[0]}
+    bad[field] += "X"
+    rows = [articles(1)[0], json.dumps(bad, ensure_ascii=False).replace("X", "\\ud83d"), articles(3)[2]]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    output = tmp_path / "out.jsonl"
+
+    for _ in range(2):  # and a rerun goes on the same way
+        report = run(FakePredictor(), source, output)
+        assert [r["id"] for r in read_jsonl(output)] == ["a0", "a2"]
+        [error] = read_jsonl(tmp_path / "out.errors.jsonl")
+        assert (error["line"], error["error_type"]) == (2, "data_error")
+        assert f"'{field}' holds a lone UTF-16 surrogate" in error["error"]
+        assert error["id"] == ("b\\ud83d" if field == "id" else "b")  # escaped: the file stays UTF-8
+        assert not report.complete
+
+
+def test_run_batch_errors_carry_the_id_that_was_read(tmp_path: Path) -> None:
+    rows = [*articles(2), {"id": "a0", "text": TEXTS[3]}, {"id": "t", "text": TEXTS[0], "title": ["x"]}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    run(FakePredictor(), source, tmp_path / "out.jsonl")
+    errors = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert [(e["line"], e["id"]) for e in errors] == [(3, "a0"), (4, "t")]
+
+
+def test_run_batch_ignores_training_fields(tmp_path: Path) -> None:
+    """Labels, evidence and summary are for training: predict must not refuse an article over them."""
+    rows = [
+        {"id": "l1", "text": TEXTS[0], "labels": "attack"},
+        {"id": "l2", "text": TEXTS[0], "labels": ["attack"], "evidence": {"attack": "ليس في النص"}},
+        {"id": "l3", "text": TEXTS[0], "labels": ["attack", "attack"]},
+        {"id": "l4", "text": TEXTS[0], "summary": ["x"]},
+        {"id": "l5", "text": TEXTS[0], "title": 2024},
+    ]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    predictor = FakePredictor()
+    report = run(predictor, source, tmp_path / "out.jsonl")
+    assert report.complete and report.written == 5
+    assert [a.title for batch in predictor.batches for a in batch] == [None] * 4 + ["2024"]
+
+
+def test_run_batch_limits_the_title_as_the_service_does(tmp_path: Path) -> None:
+    rows = [{"id": "t", "title": "عنوان " * 50, "text": TEXTS[0]}, articles(2)[1]]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    report = run(FakePredictor(), source, tmp_path / "out.jsonl", max_chars=200)
+    [error] = read_jsonl(tmp_path / "out.errors.jsonl")
+    assert (error["id"], error["error_type"]) == ("t", "input_too_long")
+    assert error["error"] == "title has 300 characters; the limit is 200"
+    assert report.written == 1
+
+
+def test_run_batch_reads_on_after_a_bad_csv_row(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(f"id,text\na,{TEXTS[0]}\nb,{TEXTS[1]}\rمزيد\nc,{TEXTS[2]}\n", encoding="utf-8")
+    report = run(FakePredictor(), source, tmp_path / "out.jsonl")
+    assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == ["a", "c"]
+    assert [e["line"] for e in read_jsonl(tmp_path / "out.errors.jsonl")] == [3]
+    assert not report.complete
 
 
 def test_run_batch_sends_duplicate_ids_to_errors(tmp_path: Path) -> None:
@@ -244,15 +385,27 @@ def test_run_batch_rerun_over_complete_output_writes_nothing(tmp_path: Path) -> 
 
 def test_run_batch_rejects_bad_arguments(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", articles())
+    (tmp_path / "adir").mkdir()
+    out = tmp_path / "out.jsonl"
     with pytest.raises(ValueError, match="positive"):
-        run(FakePredictor(), source, tmp_path / "out.jsonl", batch_size=0)
+        run(FakePredictor(), source, out, batch_size=0)
+    with pytest.raises(BatchUsageError, match="positive"):
+        run(FakePredictor(), source, out, chunk_size=0)
     with pytest.raises(ValueError, match="different"):
         run(FakePredictor(), source, source)
+    with pytest.raises(BatchUsageError, match="different"):
+        run(FakePredictor(), source, out, errors_path=tmp_path / "out.run.json")
     with pytest.raises(ValueError, match="plain JSONL"):
         run(FakePredictor(), source, tmp_path / "out.jsonl.gz")
+    with pytest.raises(BatchUsageError, match="adir is a directory"):
+        run(FakePredictor(), source, tmp_path / "adir")
+    with pytest.raises(BatchUsageError, match="adir is a directory"):
+        run(FakePredictor(), source, out, errors_path=tmp_path / "adir")
+    with pytest.raises(BatchUsageError, match=r"directory .*nowhere does not exist"):
+        run(FakePredictor(), source, tmp_path / "nowhere" / "out.jsonl")
     with pytest.raises(DataError, match="no such file"):
-        run(FakePredictor(), tmp_path / "missing.jsonl", tmp_path / "out.jsonl")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # nothing created on refusal
+        run(FakePredictor(), tmp_path / "missing.jsonl", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "in.jsonl"]  # nothing created on refusal
 
 
 def test_run_batch_passes_summary_ratio_and_operating_point(tmp_path: Path) -> None:
