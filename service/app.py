@@ -26,6 +26,7 @@ from service.engine import BatchingConfig, InferenceEngine
 from service.errors import register_error_handlers
 from service.metrics import RequestMetricsMiddleware
 from service.reload import load_checked
+from service.route_table import RouteTable
 from service.routes import api_router
 
 logger = logging.getLogger(__name__)
@@ -107,9 +108,11 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestMetricsMiddleware)  # outermost: it also counts what the gate refuses
     register_error_handlers(app)
     app.include_router(api_router)
+    routes = RouteTable(app.routes)  # for the middleware that answer before the router, every route included
+    app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: it also counts what the middleware inside refuse, under the route they were sent to.
+    app.add_middleware(RequestMetricsMiddleware, routes=routes)
     return app

@@ -13,6 +13,8 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.route_table import RouteTable
+
 logger = logging.getLogger(__name__)
 
 # Requests, by route template (never the raw path: unknown paths would blow up the label set).
@@ -64,10 +66,15 @@ class RequestMetricsMiddleware:
     overload that overhead is paid by every refused request too. The error handlers in `service/errors.py`
     put the error_type in the request state, so the outcome label is the string a client sees in the error
     body; an exception that escapes every handler is counted as `internal_error` and re-raised.
+
+    A request refused before the router ran (by the admission gate, the body-size limit or the key check) has
+    no route in its scope; `routes` finds the one its path names, so that refusals count under the route they
+    were sent to, and only unknown paths under "unmatched".
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, routes: RouteTable | None = None) -> None:
         self.app = app
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,6 +95,13 @@ class RequestMetricsMiddleware:
             error_type = scope.get("state", {}).get("error_type")
             outcome = error_type or ("ok" if status < 400 else f"http_{status}")
         finally:
-            label = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            label = self._route_label(scope)
             REQUESTS.labels(route=label, outcome=outcome).inc()
             REQUEST_DURATION.labels(route=label).observe(time.perf_counter() - start)
+
+    def _route_label(self, scope: Scope) -> str:
+        """The path template of the router's pick, or, for a request answered before routing, of its route."""
+        path = getattr(scope.get("route"), "path", None)
+        if path is None and self.routes is not None:
+            path = self.routes.path(scope)
+        return path or UNMATCHED_ROUTE

@@ -7,7 +7,7 @@ the summary is the first sentences), so tests can predict every field without a 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -187,6 +187,14 @@ class SlowWarmUpPredictor(FakePredictor):
         if not self.release.wait(timeout=10):
             raise RuntimeError("test never released the warm-up")
         super().warm_up()
+
+
+def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """Run `fn` on a thread (with a TestClient: a second connection); its result lands in the returned list."""
+    out: list[Any] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    thread.start()
+    return thread, out
 
 
 def wait_until_loaded(client: TestClient) -> None:

@@ -21,8 +21,10 @@ from tests.service.fakes import (
     POLITICS_TEXT,
     SPORTS_TEXT,
     FakePredictor,
+    GatedPredictor,
     RaisingPredictor,
     SlowWarmUpPredictor,
+    in_thread,
     wait_until_loaded,
 )
 
@@ -444,9 +446,13 @@ def test_body_over_max_body_bytes_gets_413_unread(settings: Settings, predictor:
         wait_until_loaded(small)
         big = {"articles": _articles(4) + [{"id": "x", "text": "ب" * 400}] * 3}
         calls_before = len(predictor.calls)
+        refused = {"route": "/v1/analyze/batch", "outcome": "body_too_large"}
+        refused_before = _sample("naba_requests_total", refused)
         response = small.post("/v1/analyze/batch", json=big)
         assert_error(response, 413, "body_too_large", "2000 bytes")
         assert len(predictor.calls) == calls_before
+        # Refused on its Content-Length, before routing, yet counted under the route it was sent to.
+        assert _sample("naba_requests_total", refused) == refused_before + 1
         # A body streamed without Content-Length is cut off as it arrives.
         chunks = (piece.encode() for piece in ['{"text": "', "ب" * 3_000, '"}'])
         streamed = small.post("/v1/analyze", content=chunks, headers={"content-type": "application/json"})
@@ -476,6 +482,32 @@ def test_unexpected_error_is_generic_500_and_logged(
     logged = [r for r in caplog.records if r.name == "service.errors" and r.exc_info]
     assert logged, "the traceback goes to the log"
     assert "secret internal detail" in str(logged[0].exc_info[1])
+
+
+# --- backpressure -------------------------------------------------------------------------------------------
+
+
+def test_requests_beyond_max_concurrent_requests_get_503(settings: Settings) -> None:
+    predictor = GatedPredictor()
+    app = create_app(settings.model_copy(update={"max_concurrent_requests": 1}), predictor=predictor)
+    refused = {"route": "/v1/analyze/batch", "outcome": "overloaded"}
+    with TestClient(app) as client:
+        wait_until_loaded(client)
+        held, out = in_thread(lambda: client.post("/v1/analyze", json={"text": ECONOMY_TEXT}))
+        try:
+            assert predictor.entered.wait(timeout=10), "the first request never reached the model"
+            refused_before = _sample("naba_requests_total", refused)
+            response = client.post("/v1/analyze/batch", json={"articles": _articles(1)})
+            assert_error(response, 503, "overloaded", "requests in flight")
+            assert response.headers["retry-after"] == "1"
+            # Refused by the admission gate, before routing, yet counted under the route it was sent to.
+            assert _sample("naba_requests_total", refused) == refused_before + 1
+            assert client.get("/readyz").status_code == 200, "only analysis requests are gated"
+        finally:
+            predictor.gate.set()
+            held.join(timeout=10)
+        assert out[0].status_code == 200
+        assert_still_serving(client)
 
 
 # --- health and readiness -----------------------------------------------------------------------------------
@@ -559,12 +591,17 @@ def test_metrics_count_requests_and_inference(client: TestClient) -> None:
     articles_before = _sample("naba_articles_total")
     batches_before = _sample("naba_inference_batch_size_count")
 
+    unknown = {"route": "unmatched", "outcome": "not_found"}
+    unknown_before = _sample("naba_requests_total", unknown)
+
     client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
     client.post("/v1/analyze", json={"text": ""})
     client.post("/v1/analyze/batch", json={"articles": _articles(3)})
+    client.post("/v1/analyze/nope", json={"text": ECONOMY_TEXT})
 
     assert _sample("naba_requests_total", ok) == before[0] + 1
     assert _sample("naba_requests_total", empty) == before[1] + 1
+    assert _sample("naba_requests_total", unknown) == unknown_before + 1  # raw paths never become labels
     assert _sample("naba_articles_total") == articles_before + 4
     assert _sample("naba_inference_batch_size_count") == batches_before + 2
     response = client.get("/metrics")
