@@ -17,11 +17,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from models.errors import NabaError
+from models.errors import DataError, NabaError
 
 logger = logging.getLogger("naba")
+
+
+# `naba predict`: the run finished, but some input lines went to the errors file (or the input was cut short).
+# Beside argparse's 2 (bad arguments, and a refused resume) and main's 1 (any other NabaError).
+EXIT_INCOMPLETE = 3
 
 
 def _ratio(text: str) -> float:
@@ -35,31 +41,78 @@ def _ratio(text: str) -> float:
     return value
 
 
-def _predict(argv: list[str]) -> None:
+def _positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (sizes, summary sentences), as the service requires."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+_PREDICT_EPILOG = f"""\
+Resuming: rerun with the same --output to skip the articles already there. The settings that shape a result
+(model, operating point, summary length) are kept in <output stem>.run.json; a rerun with other ones is refused
+(exit 2): name a new --output. Rows without an id are named line-<n> by their line number, so resume only over
+the same, unchanged input, or give every article an id.
+
+Exit codes: 0 every input line has its result; {EXIT_INCOMPLETE} the run finished but some lines are in the
+errors file (or the input could not be read to its end); 2 bad arguments, or an output that cannot be resumed
+(nothing was written); 1 any other error (the model cannot be loaded, ...).
+"""
+
+
+def _predict(argv: list[str]) -> int:
     from models.predictor import Predictor, add_loading_arguments
     from models.results import OPERATING_POINTS
-    from naba.batch import run_batch
+    from naba.batch import (
+        BatchUsageError,
+        Options,
+        ResumeRefusedError,
+        check_run,
+        model_identity,
+        run_batch,
+        run_settings,
+    )
     from service.config import get_settings
 
     settings = get_settings()
     parser = argparse.ArgumentParser(
-        prog="naba predict", description="Run a model over an archive of articles."
+        prog="naba predict",
+        description="Run a model over an archive of articles.",
+        epilog=_PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", type=Path, default=settings.model_dir, help="Naba artifact directory.")
     parser.add_argument("--input", type=Path, required=True, help="Articles: .jsonl, .jsonl.gz or .csv.")
-    parser.add_argument("--output", type=Path, required=True, help="Results (JSONL); rerun to resume.")
     parser.add_argument(
-        "--errors", type=Path, default=None, help="Bad lines (default: <output>.errors.jsonl)."
+        "--output",
+        type=Path,
+        required=True,
+        help="Results (plain JSONL); rerun to resume. Rows without an id are named line-<n>: resume only over "
+        "the same, unchanged input.",
     )
-    parser.add_argument("--batch-size", type=int, default=settings.batch_size)
+    parser.add_argument(
+        "--errors", type=Path, default=None, help="Bad lines (default: <output stem>.errors.jsonl)."
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=settings.batch_size,
+        help="Articles per forward pass (default: NABA_BATCH_SIZE).",
+    )
     parser.add_argument(
         "--chunk-size",
-        type=int,
+        type=_positive_int,
         default=1024,
         help="Articles read, analysed and fsynced together; a killed run redoes at most one chunk.",
     )
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--summary-sentences", type=int, default=None, help="Sentences per summary.")
+    length.add_argument(
+        "--summary-sentences", type=_positive_int, default=None, help="Sentences per summary."
+    )
     length.add_argument(
         "--summary-ratio",
         type=_ratio,
@@ -82,21 +135,46 @@ def _predict(argv: list[str]) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
+    identity = model_identity(args.model)  # None when unreadable: loading it below says why
+    options = Options(args.summary_sentences, args.summary_ratio, args.operating_point)
+    try:  # everything that can be refused is refused before the model loads
+        check_run(args.input, args.output, args.errors, run_settings(identity, options) if identity else None)
+    except (BatchUsageError, DataError) as exc:
+        parser.error(exc.message)
     predictor = Predictor.from_args(args)
-    report = run_batch(
-        predictor,
-        args.input,
-        args.output,
-        errors_path=args.errors,
-        batch_size=args.batch_size,
-        chunk_size=args.chunk_size,
-        summary_sentences=args.summary_sentences,
-        summary_ratio=args.summary_ratio,
-        operating_point=args.operating_point,
-        max_chars=settings.max_chars,
-        progress=not args.no_progress,
-    )
+    try:
+        report = run_batch(
+            predictor,
+            args.input,
+            args.output,
+            errors_path=args.errors,
+            batch_size=args.batch_size,
+            chunk_size=args.chunk_size,
+            summary_sentences=args.summary_sentences,
+            summary_ratio=args.summary_ratio,
+            operating_point=args.operating_point,
+            max_chars=settings.max_chars,
+            model=identity,
+            engine={
+                "backend": predictor.backend,
+                "device": str(predictor.device),
+                "dtype": str(predictor.dtype),
+            },
+            progress=not args.no_progress,
+        )
+    except (BatchUsageError, ResumeRefusedError) as exc:  # the files changed since `check_run`
+        logger.error("%s", exc.message)
+        return 2
     logger.info("%s", report)
+    if not report.complete:
+        logger.warning(
+            "%d of %d input lines could not be analysed: see %s",
+            report.errors,
+            report.total_lines,
+            report.errors_path,
+        )
+        return EXIT_INCOMPLETE
+    return 0
 
 
 def _serve(argv: list[str]) -> None:
@@ -198,7 +276,7 @@ def _pseudo_label(argv: list[str]) -> None:
     main(argv)
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "train": _train,
     "evaluate": _evaluate,
     "predict": _predict,
@@ -220,11 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        COMMANDS[argv[0]](argv[1:])
+        code = COMMANDS[argv[0]](argv[1:])
     except NabaError as exc:
         logger.error("%s", exc.message)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":
