@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from models.errors import NabaError
 from models.predictor import Predictor
 from service.admission import AdmissionGate, BodySizeLimit
+from service.auth import AuthenticateFirst
 from service.config import Settings, get_settings
 from service.engine import BatchingConfig, InferenceEngine
 from service.errors import register_error_handlers
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
     register_error_handlers(app)
     app.include_router(api_router)
     routes = RouteTable(app.routes)  # for the middleware that answer before the router, every route included
+    app.add_middleware(AuthenticateFirst, routes=routes)
+    # Outside the key check: under a flood the gate refuses the excess at once, before any other work.
     app.add_middleware(AdmissionGate, max_in_flight=settings.max_concurrent_requests)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: it also counts what the middleware inside refuse, under the route they were sent to.

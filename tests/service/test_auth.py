@@ -6,6 +6,7 @@ never written to the log.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from starlette.types import Message
 
 from service.app import create_app
 from service.auth import key_matches
@@ -109,6 +111,83 @@ def test_unauthenticated_bad_body_is_401_not_422(keyed_client: TestClient) -> No
     assert_error(keyed_client.post("/v1/analyze", json={"nope": 1}), 401, "unauthorized")
 
 
+MALFORMED = b'{"text": '
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "error_type"),
+    [
+        ("/v1/analyze", {}, 401, "unauthorized"),
+        ("/v1/analyze/batch", bearer("wrong-key"), 401, "unauthorized"),
+        ("/v1/admin/reload", {}, 401, "unauthorized"),
+        ("/v1/admin/reload", bearer(API_KEY), 403, "forbidden"),
+    ],
+    ids=["analyze", "batch-wrong-key", "admin", "admin-with-api-key"],
+)
+def test_malformed_json_without_a_valid_key_is_refused_before_it_is_parsed(
+    keyed_client: TestClient, path: str, headers: dict[str, str], status: int, error_type: str
+) -> None:
+    response = keyed_client.post(
+        path, content=MALFORMED, headers={"content-type": "application/json", **headers}
+    )
+    assert_error(response, status, error_type)
+    assert ("www-authenticate" in response.headers) == (status == 401)
+    # With a valid key the body is read, and its JSON is what is wrong.
+    key = ADMIN_KEY if path.startswith("/v1/admin") else API_KEY
+    response = keyed_client.post(
+        path, content=MALFORMED, headers={"content-type": "application/json", **bearer(key)}
+    )
+    assert_error(response, 422, "invalid_request", "not valid JSON")
+
+
+def test_malformed_json_to_disabled_admin_endpoints_is_403(client: TestClient) -> None:
+    response = client.post(
+        "/v1/admin/reload", content=MALFORMED, headers={"content-type": "application/json"}
+    )
+    assert_error(response, 403, "forbidden", "admin endpoints are disabled")
+
+
+def _post_counting_reads(app: Any, headers: dict[str, str]) -> tuple[int, int]:
+    """POST malformed JSON to /v1/analyze straight through the ASGI interface: (status, times the body was read)."""
+    reads = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal reads
+        reads += 1
+        return {"type": "http.request", "body": MALFORMED, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(MALFORMED)).encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/analyze",
+        "raw_path": b"/v1/analyze",
+        "root_path": "",
+        "query_string": b"",
+        "headers": raw_headers + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("naba", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], reads
+
+
+def test_an_unauthenticated_body_is_never_read(settings: Settings, predictor: FakePredictor) -> None:
+    """Without a key the server reads none of the body, so it cannot be made to parse megabytes of JSON."""
+    app = create_app(with_keys(settings, [API_KEY], [ADMIN_KEY]), predictor=predictor)
+    assert _post_counting_reads(app, {}) == (401, 0)
+    assert _post_counting_reads(app, bearer("wrong-key")) == (401, 0)
+    status, reads = _post_counting_reads(app, bearer(API_KEY))
+    assert status == 422 and reads > 0  # the same request with a key: read, and refused for its JSON
+
+
 @pytest.mark.parametrize("path", OPEN)
 def test_probes_metrics_and_docs_stay_open(keyed_client: TestClient, path: str) -> None:
     assert keyed_client.get(path).status_code == 200
@@ -117,7 +196,10 @@ def test_probes_metrics_and_docs_stay_open(keyed_client: TestClient, path: str) 
 def test_openapi_documents_bearer_auth(keyed_client: TestClient) -> None:
     spec = keyed_client.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    assert "401" in spec["paths"]["/v1/analyze"]["post"]["responses"]
+    for path, method in [("/v1/analyze", "post"), ("/v1/model", "get"), ("/v1/admin/reload", "post")]:
+        assert spec["paths"][path][method]["security"] == [{"HTTPBearer": []}]
+        assert "401" in spec["paths"][path][method]["responses"]
+    assert "403" in spec["paths"]["/v1/admin/reload"]["post"]["responses"]
     assert "security" not in spec["paths"]["/healthz"]["get"]
 
 
