@@ -8,9 +8,9 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
                   thresholds tuned on dev exactly as `naba train` tunes Naba's
   each --model    a Naba artifact, through the same predictor the service uses
   --fine-tune E   an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
-                  and the first --bbc-train BBC summary pairs; with --random-twin, the same architecture and
-                  vocabulary from random weights is fine-tuned by the same recipe, so the pretraining's effect
-                  is the difference between the two rows
+                  and the first --bbc-train BBC summary pairs that are not dev articles; with --random-twin,
+                  the same architecture and vocabulary from random weights is fine-tuned by the same recipe,
+                  so the pretraining's effect is the difference between the two rows
   --ablation N=I  the first --fine-tune encoder trained with extra files and/or `naba train` flags I too
                   (weak labels, --rule-features): what one source of training signal adds, against the plain
                   --fine-tune row
@@ -29,7 +29,7 @@ tuned row equally; the held-out test set decides.
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
 import os
 import re
 import shutil
@@ -53,6 +53,7 @@ from training.data import Record, read_records
 from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds
 from training.rouge import rouge
+from training.train import drop_dev_overlap
 from training.train import main as naba_train
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
@@ -174,10 +175,14 @@ def fine_tune(
     return naba_train([*args, "--output", str(output), *recipe])
 
 
-def head(path: Path, n: int, output: Path) -> Path:
-    """The first `n` lines of a JSONL file."""
+def head_outside_dev(path: Path, n: int, output: Path, exclude: list[Record]) -> Path:
+    """The first `n` articles of a JSONL file that are not in `exclude` (the dev sets), by `naba train`'s own
+    rule (`training.train.drop_dev_overlap`: same id or same normalised text), lines copied as they are."""
+    keep = {r.id for r in drop_dev_overlap(read_records([path]), exclude)[:n]}
     with path.open(encoding="utf-8") as lines:
-        output.write_text("".join(itertools.islice(lines, n)), "utf-8")
+        output.write_text(
+            "".join(line for line in lines if line.strip() and json.loads(line)["id"] in keep), "utf-8"
+        )
     return output
 
 
@@ -220,9 +225,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    train = read_records([args.data_dir / "labelled" / "train.jsonl"])
     dev = read_records([args.data_dir / "labelled" / "dev.jsonl"])
     bbc = read_records([args.data_dir / "summaries" / "bbc_dev.jsonl"])
+    train = drop_dev_overlap(read_records([args.data_dir / "labelled" / "train.jsonl"]), dev)
     y_dev = truth(dev)
     start = time.perf_counter()
 
@@ -238,8 +243,8 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     models: list[tuple[str, Path]] = []
     if args.fine_tune:
-        bbc_train = head(
-            args.data_dir / "summaries" / "bbc_train.jsonl", args.bbc_train, workdir / "bbc.jsonl"
+        bbc_train = head_outside_dev(
+            args.data_dir / "summaries" / "bbc_train.jsonl", args.bbc_train, workdir / "bbc.jsonl", dev + bbc
         )
         train_files = [args.data_dir / "labelled" / "train.jsonl", bbc_train]
         dev_files = workdir / "dev.jsonl"

@@ -1,13 +1,16 @@
-"""`bench/quality.py`'s summary baselines (Lead-n, the Oracle-1 ceiling) and its fine-tuning recipe."""
+"""`bench/quality.py`'s summary baselines (Lead-n, the Oracle-1 ceiling), its fine-tuning recipe and data (no
+dev article in the BBC pairs)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from bench import quality
 from bench.quality import lead, oracle_1
+from tests.conftest import write_jsonl
 from training.data import Record
 
 RECORDS = [
@@ -41,3 +44,17 @@ def test_fine_tuning_rows_train_with_the_seed_asked_for(
     argv = calls[0]
     assert argv[argv.index("--seed") + 1] == "7" and argv.count("--seed") == 1
     assert argv[argv.index("--base-model") + 1] == "enc"
+
+
+def test_bbc_pairs_leave_out_dev_articles_by_naba_trains_rule(tmp_path: Path) -> None:
+    pairs = [
+        {"id": "dev-id", "text": "نص أول. وجملة ثانية.", "summary": "ملخص"},  # a dev article's id
+        {"id": "copy", "text": "  نص   المقال الثاني. ", "summary": "ملخص"},  # a dev article's text, respaced
+        {"id": "a", "text": "نص ثالث مختلف.", "summary": "ملخص"},
+        {"id": "b", "text": "نص رابع مختلف.", "summary": "ملخص"},
+        {"id": "c", "text": "نص خامس مختلف.", "summary": "ملخص"},
+    ]
+    source = write_jsonl(tmp_path / "bbc_train.jsonl", pairs)
+    dev = [Record("dev-id", "نص آخر تماما."), Record("d2", "نص المقال الثاني.")]
+    out = quality.head_outside_dev(source, 2, tmp_path / "bbc.jsonl", dev)
+    assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()] == ["a", "b"]
