@@ -5,7 +5,7 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
   + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
-                  thresholds tuned on dev exactly as `naba train` tunes Naba's
+                  calibrated and thresholds tuned on dev exactly as `naba train` does Naba's
   each --model    a Naba artifact, through the same predictor the service uses
   --fine-tune E   an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
                   and the first --bbc-train BBC summary pairs that are not dev articles; with --random-twin,
@@ -14,9 +14,11 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   --ablation N=I  the first --fine-tune encoder trained with extra files and/or `naba train` flags I too
                   (weak labels, --rule-features): what one source of training signal adds, against the plain
                   --fine-tune row
-Model rows also show the mean expected calibration error (ECE, also for TF-IDF's probabilities) and the
-evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as served (the guide's
-rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
+Every row with probabilities also shows the mean expected calibration error (ECE): the weak labeller's and
+TF-IDF's are Platt-scaled on dev (`training.calibration`) as `naba train` scales Naba's, so the column
+compares like with like (and flatters all of them alike: it is measured on the data it was fitted on). Model
+rows also show the evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as
+served (the guide's rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
 
 Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3, Oracle-1 (each article's
 best single sentence, a ceiling) and each model at 1 and 3 sentences. Thresholds tuned on dev flatter every
@@ -49,6 +51,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from models.predictor import Predictor
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
 from training import weak
+from training.calibration import calibrated_probabilities, fit_calibration
 from training.data import Record, read_records
 from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds
@@ -80,6 +83,12 @@ def report_row(
     return row
 
 
+def dev_calibrated(logits: np.ndarray, y_dev: np.ndarray) -> np.ndarray:
+    """Probabilities Platt-scaled on dev, as `naba train` calibrates a Naba model (`training.calibration`):
+    without it a baseline's ECE would be compared with Naba's dev-calibrated one."""
+    return calibrated_probabilities(logits, fit_calibration(logits, y_dev, LABELS), LABELS)
+
+
 def keyword_rules(dev: list[Record]) -> np.ndarray:
     folded = [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in dev]
     patterns = {lbl: re.compile(normalize(p, FOLD_ALL)) for lbl, p in RULES.items()}
@@ -88,10 +97,11 @@ def keyword_rules(dev: list[Record]) -> np.ndarray:
 
 def weak_labeller(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
     """`naba weak-label`'s label model (guide rules, accuracies fitted on train) as a classifier: its
-    probabilities, with thresholds tuned on dev like every other tuned row."""
+    probabilities, calibrated and with thresholds tuned on dev like every other tuned row."""
     model = weak.LabelModel.fit(train)
     votes = [weak.article_votes(r) for r in dev]
-    probs = np.array([[model.probability(v, lbl) for lbl in LABELS] for v in votes])
+    raw = np.clip([[model.probability(v, lbl) for lbl in LABELS] for v in votes], 1e-12, 1 - 1e-12)
+    probs = dev_calibrated(np.log(raw) - np.log1p(-raw), truth(dev))
     return (probs >= tune_thresholds(probs, truth(dev))).astype(int), probs
 
 
@@ -109,8 +119,9 @@ def rule_features(records: list[Record]) -> np.ndarray:
 def tfidf_lr(
     train: list[Record], dev: list[Record], with_rules: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decisions at thresholds tuned on dev, and the probabilities (for calibration). `with_rules` adds the
-    labelling functions' votes as features: what the guide's rules add to a bag of n-grams."""
+    """Decisions at thresholds tuned on dev, and the probabilities (Platt-scaled on dev, as Naba's are).
+    `with_rules` adds the labelling functions' votes as features: what the guide's rules add to a bag of
+    n-grams."""
 
     def texts(records: list[Record]) -> list[str]:
         return [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in records]
@@ -124,10 +135,11 @@ def tfidf_lr(
         x_train = sparse.hstack([x_train, sparse.csr_matrix(rule_features(train))]).tocsr()
         x_dev = sparse.hstack([x_dev, sparse.csr_matrix(rule_features(dev))]).tocsr()
     y_train, y_dev = truth(train), truth(dev)
-    probs = np.zeros(y_dev.shape, dtype=float)
+    logits = np.zeros(y_dev.shape, dtype=float)
     for k in range(len(LABELS)):
         model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
-        probs[:, k] = model.fit(x_train, y_train[:, k]).predict_proba(x_dev)[:, 1]
+        logits[:, k] = model.fit(x_train, y_train[:, k]).decision_function(x_dev)
+    probs = dev_calibrated(logits, y_dev)
     return (probs >= tune_thresholds(probs, y_dev)).astype(int), probs
 
 

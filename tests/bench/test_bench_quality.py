@@ -1,17 +1,19 @@
 """`bench/quality.py`'s summary baselines (Lead-n, the Oracle-1 ceiling), its fine-tuning recipe and data (no
-dev article in the BBC pairs)."""
+dev article in the BBC pairs), and its baselines' dev calibration (so the ECE column compares alike)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import quality
 from bench.quality import lead, oracle_1
-from tests.conftest import write_jsonl
+from tests.conftest import NEGATIVES, seed_records, write_jsonl
 from training.data import Record
+from training.metrics import expected_calibration_error
 
 RECORDS = [
     Record(
@@ -58,3 +60,35 @@ def test_bbc_pairs_leave_out_dev_articles_by_naba_trains_rule(tmp_path: Path) ->
     dev = [Record("dev-id", "نص آخر تماما."), Record("d2", "نص المقال الثاني.")]
     out = quality.head_outside_dev(source, 2, tmp_path / "bbc.jsonl", dev)
     assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()] == ["a", "b"]
+
+
+def _tiny_split() -> tuple[list[Record], list[Record]]:
+    labelled = [Record(r["id"], r["text"], labels=tuple(r["labels"])) for r in seed_records()]
+    labelled += [Record(f"neg-{i}", t, labels=()) for i, t in enumerate(NEGATIVES)]
+    return labelled, labelled
+
+
+@pytest.mark.parametrize("baseline", ["tfidf", "weak"])
+def test_baseline_probabilities_are_calibrated_on_dev_like_naba(
+    baseline: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Naba's ECE is measured on scores Platt-scaled on dev; the baselines' must be too, to compare alike.
+    calls: list[np.ndarray] = []
+
+    def calibrated(logits: np.ndarray, y_dev: np.ndarray) -> np.ndarray:
+        calls.append(y_dev)
+        return np.full(logits.shape, 0.25)
+
+    monkeypatch.setattr(quality, "dev_calibrated", calibrated)
+    train, dev = _tiny_split()
+    _, probs = quality.tfidf_lr(train, dev) if baseline == "tfidf" else quality.weak_labeller(train, dev)
+    assert (probs == 0.25).all() and np.array_equal(calls[0], quality.truth(dev))
+
+
+def test_dev_calibration_lowers_an_over_confident_baselines_ece() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, 3)) < 0.3).astype(int)
+    logits = 6.0 * (y - 0.5) + rng.normal(0.0, 3.0, y.shape)  # right more often than not, far too sure
+    raw = 1 / (1 + np.exp(-logits))
+    calibrated = quality.dev_calibrated(logits, y)
+    assert expected_calibration_error(calibrated, y)[1] < expected_calibration_error(raw, y)[1] / 2
