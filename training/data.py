@@ -392,6 +392,9 @@ def _labels(value: Any, known: frozenset[str] | None) -> tuple[str, ...] | None:
         raise _Invalid(f"'labels' must be a list of strings, got {_describe(value)}")
     if any(not name.strip() for name in value):
         raise _Invalid("'labels' holds an empty label name")
+    padded = [name for name in value if name != name.strip()]
+    if padded:  # 'attack ' would silently become a label of its own
+        raise _Invalid(f"'labels' holds a label name with surrounding spaces: {padded[0]!r}")
     for name in value:
         _check_unicode(name, "labels")
     if len(set(value)) != len(value):
@@ -489,7 +492,10 @@ def _merge(first: Record, second: Record) -> Record | None:
     fields: dict[str, Any] = {}
     for name in ("title", "labels", "summary", "evidence"):
         a, b = getattr(first, name), getattr(second, name)
-        if a is not None and b is not None and a != b:
+        if name == "evidence":  # no quotes is no information, not a disagreement
+            a, b = a or None, b or None
+        same = sorted(a) == sorted(b) if name == "labels" and a is not None and b is not None else a == b
+        if a is not None and b is not None and not same:
             return None
         fields[name] = a if a is not None else b
     return Record(id=first.id, text=first.text, **fields)

@@ -82,6 +82,7 @@ def test_iter_rows_is_lazy(tmp_path: Path) -> None:
         (_row(id="a2", labels="attack"), "'labels' must be a list of strings, got string"),
         (_row(id="a2", labels=["attack", 1]), "'labels' must be a list of strings, got an array holding"),
         (_row(id="a2", labels=["attack", " "]), "empty label name"),
+        (_row(id="a2", labels=["attack "]), "label name with surrounding spaces: 'attack '"),
         (_row(id="a2", labels=["attack", "attack"]), "lists a label twice"),
         (_row(id="a2", labels=["attack"], evidence=["x"]), "'evidence' must be an object"),
         (_row(id="a2", labels=["attack"], evidence={"attack": 1}), "'evidence' must be an object"),
@@ -350,6 +351,14 @@ def test_same_article_in_two_files_is_merged(tmp_path: Path) -> None:
     records = read_records([labelled, summarised])
     assert [r.id for r in records] == ["a1", "b1"]
     assert records[0].labels == ("attack",) and records[0].summary == "ملخص"
+
+
+def test_copies_that_agree_up_to_label_order_or_missing_quotes_are_merged(tmp_path: Path) -> None:
+    both = ["attack", "joint_operation"]
+    first = _write(tmp_path / "a.jsonl", _row(labels=both, evidence={}))
+    second = _write(tmp_path / "b.jsonl", _row(labels=both[::-1], evidence={"attack": TEXT[:10]}))
+    (record,) = read_records([first, second])
+    assert set(record.labels) == set(both) and record.evidence == {"attack": TEXT[:10]}
 
 
 @pytest.mark.parametrize("other", [{"text": "نص آخر مختلف"}, {"labels": ["joint_operation"]}])
