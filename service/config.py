@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     max_batch_tokens: int = Field(16_384, gt=0, description="Window tokens per model batch in the service.")
     max_wait_ms: float = Field(5.0, ge=0, description="How long a request waits for others to batch with.")
     request_timeout_s: float = Field(60.0, gt=0, description="Longest a request may take before 504.")
+    keep_alive_s: int = Field(
+        75,
+        gt=0,
+        description="Idle keep-alive connections are kept this long; longer than clients' pool expiry (httpx 5 s) "
+        "so the server never closes a connection a client is about to reuse (uvicorn's 5 s default equals "
+        "httpx's and races, giving clients ReadError).",
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
