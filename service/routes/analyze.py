@@ -83,7 +83,7 @@ def checked_article(
     return Article(text=text, title=title, id=article_id), truncated
 
 
-@router.post("", response_model=AnalyzeResponse, responses=error_responses(413, 422, 500, 503))
+@router.post("", response_model=AnalyzeResponse, responses=error_responses(413, 422, 500, 503, 504))
 async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep) -> AnalyzeResponse:
     """Tag one article, quote the evidence for each label and summarise it."""
     options = analysis_options(body, settings)
@@ -92,7 +92,9 @@ async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep
     return AnalyzeResponse.model_validate({**analysis.to_dict(), "truncated": truncated})
 
 
-@router.post("/batch", response_model=BatchAnalyzeResponse, responses=error_responses(413, 422, 500, 503))
+@router.post(
+    "/batch", response_model=BatchAnalyzeResponse, responses=error_responses(413, 422, 500, 503, 504)
+)
 async def analyze_batch(
     body: BatchAnalyzeRequest, engine: EngineDep, settings: SettingsDep
 ) -> BatchAnalyzeResponse:

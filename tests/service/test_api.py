@@ -510,6 +510,38 @@ def test_requests_beyond_max_concurrent_requests_get_503(settings: Settings) -> 
         assert_still_serving(client)
 
 
+def test_requests_beyond_max_queue_get_503(settings: Settings) -> None:
+    predictor = GatedPredictor()
+    app = create_app(
+        settings.model_copy(update={"max_queue": 1, "max_batch_articles": 1}), predictor=predictor
+    )
+    with TestClient(app) as client:
+        wait_until_loaded(client)
+        held, out = in_thread(lambda: client.post("/v1/analyze", json={"text": ECONOMY_TEXT}))
+        try:
+            assert predictor.entered.wait(timeout=10), "the first request never reached the model"
+            response = client.post("/v1/analyze", json={"text": SPORTS_TEXT})
+            assert_error(response, 503, "overloaded", "the server is busy (1 articles in progress)")
+            assert response.headers["retry-after"] == "1"
+        finally:
+            predictor.gate.set()
+            held.join(timeout=10)
+        assert out[0].status_code == 200
+        assert_still_serving(client)
+
+
+def test_a_request_past_request_timeout_s_gets_504(settings: Settings) -> None:
+    predictor = GatedPredictor()  # its gate stays shut until the request has timed out
+    app = create_app(settings.model_copy(update={"request_timeout_s": 0.05}), predictor=predictor)
+    with TestClient(app) as client:
+        wait_until_loaded(client)
+        try:
+            response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+            assert_error(response, 504, "timeout", "no result within 0.05 s")
+        finally:
+            predictor.gate.set()
+
+
 # --- health and readiness -----------------------------------------------------------------------------------
 
 
@@ -631,6 +663,8 @@ def test_docs_and_openapi(client: TestClient) -> None:
     assert analyze["responses"]["413"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "ErrorResponse"
     )
+    for path in ("/v1/analyze", "/v1/analyze/batch"):
+        assert {"413", "422", "503", "504"} <= set(spec["paths"][path]["post"]["responses"])
     assert analyze["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "ErrorResponse"
     )

@@ -14,6 +14,8 @@ from models.errors import (
     InvalidInputError,
     ModelNotReadyError,
     NabaError,
+    OverloadedError,
+    RequestTimeoutError,
 )
 from service.app import create_app
 from service.config import Settings
@@ -26,6 +28,8 @@ TABLE = [
     (InputTooLongError("long"), 413),
     (BatchTooLargeError("many"), 413),
     (ModelNotReadyError("wait"), 503),
+    (OverloadedError("busy"), 503),
+    (RequestTimeoutError("slow"), 504),
     (ArtifactError("broken artifact"), 500),
     (DataError("bad line", path="x.jsonl", line=3), 500),
     (NabaError("other"), 500),
@@ -52,6 +56,15 @@ def test_naba_error_from_predictor_maps_to_status(settings: Settings, error: Nab
         response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
     assert response.status_code == status
     assert response.json() == {"error": error.message, "error_type": error.error_type}
+
+
+def test_overloaded_error_says_when_to_retry(settings: Settings) -> None:
+    error = OverloadedError("busy", retry_after=7)
+    with TestClient(create_app(settings, predictor=RaisingPredictor(error))) as client:
+        wait_until_loaded(client)
+        response = client.post("/v1/analyze", json={"text": ECONOMY_TEXT})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
 
 
 def test_describe_validation_errors_names_fields_as_sent() -> None:
