@@ -2,7 +2,8 @@
 
 - `metrics.json`: everything `naba evaluate` measured.
 - `labels.md`: the per-label table, with calibration and evidence hit rates.
-- `pr_<label>.png`: the precision-recall curve of each label, with the model's operating point marked.
+- `pr_<label>.png`: the precision-recall curve of each label, with the model's operating point marked (file
+  names: `plot_names`).
 - `reliability.png`: predicted probability against observed frequency per label, and the bin counts.
 - `errors.md`: per label, the confident false positives and the missed false negatives, with their evidence.
 
@@ -12,8 +13,10 @@ never loads matplotlib.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,8 @@ if TYPE_CHECKING:
 
 N_ERRORS = 10  # false positives and false negatives shown per label
 EXCERPT_CHARS = 400
+MAX_NAME_CHARS = 80  # of a label in a file name: 160 bytes of Arabic in UTF-8, well under 255 with the rest
+_UNSAFE = re.compile(r"[^\w.-]")  # \w is Unicode: letters and digits of every script are kept
 
 
 def write_report(
@@ -55,8 +60,9 @@ def write_report(
     rows, probs, truth = label_arrays(labels, records, scored)
     if not rows:
         return written
+    names = plot_names(labels)
     for j, label in enumerate(labels):
-        path = out / f"pr_{re.sub(r'[^A-Za-z0-9_.-]', '_', label)}.png"
+        path = out / names[label]
         _plot_pr(path, label, probs[:, j], truth[:, j], predictor.thresholds[label])
         written.append(path)
     written.append(out / "reliability.png")
@@ -65,6 +71,26 @@ def write_report(
     labelled = [(records[i], scored[i]) for i in rows]
     written[-1].write_text(errors_markdown(predictor, labelled, probs, truth), "utf-8")
     return written
+
+
+def plot_names(labels: list[str]) -> dict[str, str]:
+    """Each label's PR plot file name, `pr_<label>.png`: one file per label, readable in any script.
+
+    Letters and digits of every script stay (an Arabic label names its file); any other character becomes
+    `_`, and then a short hash of the label is appended, as it is to names that would only differ in case
+    (one file on case-insensitive file systems), so no two labels share a file.
+    """
+
+    def tag(label: str) -> str:
+        return hashlib.sha256(label.encode("utf-8")).hexdigest()[:8]
+
+    safe = {label: _UNSAFE.sub("_", label)[:MAX_NAME_CHARS] for label in labels}
+    named = {label: name if name == label else f"{name}-{tag(label)}" for label, name in safe.items()}
+    folded = Counter(name.casefold() for name in named.values())
+    return {
+        label: f"pr_{name if folded[name.casefold()] == 1 else f'{name}-{tag(label)}'}.png"
+        for label, name in named.items()
+    }
 
 
 def _rate(value: float | None) -> str:

@@ -193,3 +193,18 @@ def test_update_card_rewrites_metrics_and_keeps_weights_and_export(model_dir: Pa
     Predictor.from_dir(copy, device="cpu", backend="onnx").analyze(
         [Article(rows[0]["text"])]
     )  # verifies sums
+
+
+def test_report_plot_names_are_one_per_label_and_readable_in_any_script() -> None:
+    from training.report import plot_names
+
+    labels = ["attack", "هجوم", "غرفة", "عملية مشتركة", "عملية_مشتركة", "a/b", "Attack"]
+    names = plot_names(labels)
+    assert len(set(names.values())) == len(labels)  # the old ASCII-only rule gave هجوم and غرفة one file
+    assert len({n.casefold() for n in names.values()}) == len(labels)  # also on case-insensitive disks
+    assert names["هجوم"] == "pr_هجوم.png" and names["غرفة"] == "pr_غرفة.png"  # Arabic names kept as they are
+    assert names["عملية_مشتركة"] == "pr_عملية_مشتركة.png"
+    assert names["عملية مشتركة"].startswith("pr_عملية_مشتركة-")  # respelt, so a hash tells it apart
+    assert all("/" not in n for n in names.values())
+    assert plot_names(["attack", "joint_operation"]) == {"attack": "pr_attack.png",
+                                                         "joint_operation": "pr_joint_operation.png"}  # fmt: skip
