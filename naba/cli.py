@@ -179,6 +179,7 @@ def _predict(argv: list[str]) -> int:
 
 def _serve(argv: list[str]) -> None:
     import uvicorn
+    from pydantic import ValidationError
 
     from service.app import create_app
     from service.config import Settings
@@ -191,10 +192,21 @@ def _serve(argv: list[str]) -> None:
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args(argv)
     overrides = {
-        k: v for k, v in {"model_dir": args.model, "host": args.host, "port": args.port}.items() if v
+        k: v
+        for k, v in {"model_dir": args.model, "host": args.host, "port": args.port}.items()
+        if v is not None
     }
-    settings = Settings(**overrides)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        parser.error(str(exc))
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_s,
+    )
 
 
 def _export(argv: list[str]) -> None:

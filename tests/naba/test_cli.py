@@ -283,3 +283,26 @@ def test_build_encoder_makes_a_loadable_base_model(tmp_path: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(out)
     assert len(tokenizer) == 300
     assert AutoModel.from_pretrained(out).config.hidden_size == 32
+
+
+def test_serve_passes_its_settings_to_uvicorn(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    calls: list[tuple[object, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    monkeypatch.setenv("NABA_KEEP_ALIVE_S", "30")
+    main(["serve", "--model", str(model_dir), "--host", "0.0.0.0", "--port", "9001"])
+    ((app, kwargs),) = calls
+    assert kwargs == {"host": "0.0.0.0", "port": 9001, "log_level": "info", "timeout_keep_alive": 30}
+    assert app.state.settings.model_dir == model_dir
+
+
+def test_serve_refuses_an_invalid_port(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: pytest.fail(f"served with {kwargs}"))
+    with pytest.raises(SystemExit) as caught:
+        main(["serve", "--model", str(model_dir), "--port", "0"])
+    assert caught.value.code == 2 and "port" in capsys.readouterr().err
