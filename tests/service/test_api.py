@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
@@ -20,6 +22,7 @@ from tests.service.fakes import (
     ECONOMY_TEXT,
     POLITICS_TEXT,
     SPORTS_TEXT,
+    FakeEncoded,
     FakePredictor,
     GatedPredictor,
     RaisingPredictor,
@@ -415,8 +418,12 @@ def test_truncate_cuts_a_long_text_to_max_chars_and_says_so(
     assert response.status_code == 200, response.text
     assert response.json()["truncated"] is True
     [article] = predictor.calls[-1]
-    assert 0 < len(article.text) <= 500 and long_text.startswith(article.text)
-    assert not article.text.endswith(" ")  # cut at a space, not inside a word
+    # Characters 500 and 501 are inside a word: the cut goes back to the word's start, the last whitespace within
+    # truncate_text's slack window (200 characters), and leaves that space out.
+    assert not long_text[499].isspace() and not long_text[500].isspace()
+    last_space = long_text.rindex(" ", 0, 500)
+    assert last_space >= 500 - 200
+    assert article.text == long_text[:last_space]
     assert article.title == "ع" * 500  # no space to cut at: cut at the limit
 
     short = client.post("/v1/analyze", json={"text": ECONOMY_TEXT, "truncate": True})
@@ -566,6 +573,25 @@ def test_not_ready_until_warm_up_finishes(settings: Settings) -> None:
         wait_until_loaded(client)
         assert client.get("/readyz").status_code == 200
         assert client.post("/v1/analyze", json={"text": ECONOMY_TEXT}).status_code == 200
+
+
+def test_torch_threads_sets_the_threads_the_model_runs_with(settings: Settings) -> None:
+    class CountsThreads(FakePredictor):
+        def score(self, encoded: Sequence[FakeEncoded]) -> list[FakeEncoded]:
+            self.torch_threads = torch.get_num_threads()  # on the inference thread, where the model runs
+            return super().score(encoded)
+
+    predictor = CountsThreads()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # so that the setting's 1 is a change
+    try:
+        app = create_app(settings.model_copy(update={"torch_threads": 1}), predictor=predictor)
+        with TestClient(app) as client:
+            wait_until_loaded(client)
+            assert_still_serving(client)
+        assert predictor.torch_threads == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_failed_load_keeps_process_up(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
