@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from models.onnx_backend import export_onnx
 from models.preprocessing import split_sentences
 from service.app import create_app
 from service.config import Settings
@@ -29,6 +32,38 @@ def test_naba_dtype_sets_the_precision_the_service_runs_and_reports(model_dir: P
         assert client.get("/v1/model").json()["dtype"] == "bfloat16"
         response = client.post("/v1/analyze", json={"text": seed_records()[0]["text"]})
         assert response.status_code == 200 and response.json()["summary"]
+
+
+@pytest.fixture(scope="module")
+def fp32_exported(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny model with an fp32 ONNX export and no int8 one (the shared model stays untouched)."""
+    copy = Path(shutil.copytree(model_dir, tmp_path_factory.mktemp("onnx") / "tiny"))
+    export_onnx(copy)
+    return copy
+
+
+def served_backend(settings: Settings) -> str:
+    with TestClient(create_app(settings)) as client:
+        wait_until_loaded(client)
+        backend: str = client.get("/v1/model").json()["backend"]
+        return backend
+
+
+def test_naba_backend_torch_is_served_over_an_onnx_export(fp32_exported: Path) -> None:
+    assert served_backend(Settings(model_dir=fp32_exported, device="cpu")) == "onnx"  # auto takes the export
+    assert served_backend(Settings(model_dir=fp32_exported, device="cpu", backend="torch")) == "torch"
+
+
+def test_naba_quantize_int8_without_an_int8_export_refuses_to_serve(
+    fp32_exported: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Asked for int8, the service stays unready rather than fall back to a slower encoder."""
+    settings = Settings(model_dir=fp32_exported, device="cpu", quantize="int8")
+    with caplog.at_level(logging.ERROR), TestClient(create_app(settings)) as client:
+        wait_until_loaded(client)
+        assert client.get("/readyz").status_code == 503
+        assert client.post("/v1/analyze", json={"text": NEGATIVES[0]}).status_code == 503
+    assert any("model not loaded" in r.getMessage() and "int8" in r.getMessage() for r in caplog.records)
 
 
 def test_ready_after_loading_the_artifact(real_client: TestClient) -> None:
