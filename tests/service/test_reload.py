@@ -26,7 +26,7 @@ from service.config import Settings
 from service.errors import ReloadFailedError
 from service.reload import SMOKE_ARTICLE, smoke_check
 from tests.conftest import NEGATIVES
-from tests.service.fakes import FakeEncoded, FakePredictor, wait_until_loaded
+from tests.service.fakes import FakeEncoded, FakePredictor, in_thread, wait_until_loaded
 
 ADMIN_KEY = "admin-key-for-reload-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -193,14 +193,6 @@ def test_reload_recovers_from_a_failed_startup_load(tmp_path: Path, model_v2: Pa
 
 
 # --- concurrency ----------------------------------------------------------------------------------------
-
-
-def in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    """Run `fn` on a thread (a second client connection); its result lands in the returned list."""
-    out: list[Any] = []
-    thread = threading.Thread(target=lambda: out.append(fn()), daemon=True)
-    thread.start()
-    return thread, out
 
 
 def test_concurrent_reload_is_409_and_serving_goes_on(
