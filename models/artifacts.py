@@ -332,6 +332,8 @@ def load_artifact(
     """Load an artifact for inference: weights from safetensors only, no remote code, checksums verified."""
     path = Path(path)
     if not path.is_dir():
+        if path.exists():
+            raise ArtifactError(f"{path} is not a directory: give the model's artifact directory")
         raise ArtifactError(f"model directory {path} does not exist")
     if not (path / WEIGHTS).is_file():
         pickled = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ArtifactError, ModelNotReadyError, NabaError
+from models.errors import ModelNotReadyError, NabaError
 from models.predictor import Predictor
 from models.preprocessing import split_sentences
 from models.results import Article, ModelRef
@@ -88,11 +88,8 @@ def load_checked(path: Path, settings: Settings) -> Predictor:
     off the event loop. The service loads every model, at start-up and on reload, through here.
 
     Raises:
-        ArtifactError: `path` is a file, not a directory (the loader would call it missing), or any
-            artifact problem the loader finds.
+        ArtifactError: any artifact problem the loader finds.
     """
-    if path.exists() and not path.is_dir():
-        raise ArtifactError(f"{path} is not a directory: give the model's artifact directory")
     predictor = Predictor.from_dir(
         path,
         device=settings.device,

@@ -158,6 +158,9 @@ def test_load_refuses_an_incomplete_artifact(model_dir: Path, tmp_path: Path, mi
 def test_load_of_a_missing_directory_says_so(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="does not exist"):
         load_artifact(tmp_path / "nowhere")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ArtifactError, match=r"model\.safetensors is not a directory"):
+        load_artifact(tmp_path / "model.safetensors")
 
 
 def test_config_written_before_calibration_and_operating_points_still_loads(model_dir: Path) -> None:
