@@ -48,10 +48,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_union
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from models.predictor import Predictor
+from models.predictor import Predictor, calibrated_probabilities
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
 from training import weak
-from training.calibration import calibrated_probabilities, fit_calibration
+from training.calibration import fit_calibration
 from training.data import Record, read_records
 from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds

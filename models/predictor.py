@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -216,6 +216,23 @@ class Scores:
     label_logits: np.ndarray  # (K,) raw article logits, before calibration (what calibration is fitted on)
 
 
+def calibrated_probabilities(
+    logits: np.ndarray, calibration: Mapping[str, Mapping[str, float]], labels: Sequence[str]
+) -> np.ndarray:
+    """`sigmoid(scale * logit + bias)` per label with its Platt parameters (`training.calibration` fits them);
+    a label missing from `calibration` gets the plain sigmoid. Also for scores that do not come from a Naba
+    artifact (the baselines of `bench/quality.py`), so that they are calibrated exactly as a model is.
+
+    Args:
+        logits: (..., k) raw scores, k labels in `labels` order.
+    """
+    params = [calibration.get(label, {}) for label in labels]
+    scale = np.array([p.get("scale", 1.0) for p in params])
+    bias = np.array([p.get("bias", 0.0) for p in params])
+    z = scale * np.asarray(logits, dtype=np.float64) + bias
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid that never overflows
+
+
 class Predictor:
     """Holds one loaded model and analyses articles: tags, evidence and summary from one encoder pass."""
 
@@ -328,13 +345,9 @@ class Predictor:
         return list(self.config.operating_points.get(operating_point, self.config.thresholds))
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """Calibrated label probabilities from raw article logits (..., K): `sigmoid(scale * logit + bias)`
-        with each label's Platt parameters; labels without calibration get the plain sigmoid."""
-        params = [self.config.calibration.get(label, {}) for label in self.config.labels]
-        scale = np.array([p.get("scale", 1.0) for p in params])
-        bias = np.array([p.get("bias", 0.0) for p in params])
-        z = scale * np.asarray(logits, dtype=np.float64) + bias
-        return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)  # sigmoid that never overflows
+        """Calibrated label probabilities from raw article logits (..., K), see `calibrated_probabilities`."""
+        calibrated = calibrated_probabilities(logits, self.config.calibration, self.config.labels)
+        return calibrated.astype(np.float32)
 
     @property
     def ref(self) -> ModelRef:

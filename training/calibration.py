@@ -129,21 +129,3 @@ def fit_calibration(logits: np.ndarray, truth: np.ndarray, labels: list[str]) ->
         if (a, b) == (1.0, 0.0):
             logger.info("calibration of %s: identity (nothing to fit on dev)", label)
     return calibration
-
-
-def calibrated_probabilities(
-    logits: np.ndarray, calibration: dict[str, dict[str, float]], labels: list[str]
-) -> np.ndarray:
-    """`sigmoid(scale * logit + bias)` per label, as `Predictor.probabilities` applies a model's calibration:
-    for scores that do not come from a Naba artifact (the baselines of `bench/quality.py`).
-
-    Args:
-        logits: (..., k) raw scores, k labels in `labels` order.
-        calibration: `fit_calibration`'s result; a label missing from it gets the plain sigmoid.
-        labels: the k label names.
-    """
-    params = [calibration.get(label, {}) for label in labels]
-    scale = np.array([p.get("scale", 1.0) for p in params])
-    bias = np.array([p.get("bias", 0.0) for p in params])
-    z = scale * np.asarray(logits, dtype=np.float64) + bias
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # sigmoid that never overflows

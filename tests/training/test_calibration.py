@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy.optimize import minimize
 
 from training import calibration
-from training.calibration import calibrated_probabilities, fit_calibration, fit_platt
+from training.calibration import fit_calibration, fit_platt
 
 
 def _synthetic(scale: float, bias: float, n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -124,13 +123,12 @@ def test_fit_calibration_covers_every_label() -> None:
         fit_calibration(logits, truth, ["a", "b"])
 
 
-def test_calibrated_probabilities_are_the_predictors() -> None:
-    from models.predictor import Predictor
+def test_calibrated_probabilities_apply_each_labels_platt_fit() -> None:
+    from models.predictor import calibrated_probabilities
 
     calibration = {"a": {"scale": 0.7, "bias": -1.2}, "b": {"scale": 2.0, "bias": 0.5}}  # "c": none
     logits = np.array([[-3.0, 0.0, 4.0], [1.5, -0.5, -40.0]])
-    as_served = Predictor.probabilities(SimpleNamespace(config=SimpleNamespace(calibration=calibration,
-                                                         labels=["a", "b", "c"])), logits)  # fmt: skip
+    expected = 1 / (1 + np.exp(-(logits * [0.7, 2.0, 1.0] + [-1.2, 0.5, 0.0])))
     assert calibrated_probabilities(logits, calibration, ["a", "b", "c"]) == pytest.approx(
-        as_served, abs=1e-7
+        expected, abs=1e-12
     )
