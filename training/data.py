@@ -285,17 +285,13 @@ def _csv_problem(exc: Exception, lines: _CsvLines) -> str:
     """What is wrong with the row the reader failed on, after skipping what is left of it."""
     if isinstance(exc, _RowTooLong):
         lines.skip_quoted()  # the rest of an over-long quoted field must not be read as rows
-        if lines.exhausted and lines.in_quotes:
-            return (
-                f"a quoted field opened on this row is never closed: {lines.lines()}, to the end of the file, "
-                "were read into it"
-            )
-        return f"row is longer than {MAX_CSV_ROW_CHARS} characters ({lines.lines()}); it was skipped"
     if lines.exhausted and lines.in_quotes:
         return (
             f"a quoted field opened on this row is never closed: {lines.lines()}, to the end of the file, "
             "were read into it"
         )
+    if isinstance(exc, _RowTooLong):
+        return f"row is longer than {MAX_CSV_ROW_CHARS} characters ({lines.lines()}); it was skipped"
     message = str(exc).split(" - do you need")[0]  # csv's hint is about open(), not about the data
     return f"cannot parse this CSV row ({message}; {lines.lines()})"
 
