@@ -182,20 +182,31 @@ def save_artifact(
     return output_dir
 
 
-def update_metrics(path: str | Path, metrics: dict[str, Any]) -> Path:
-    """Replace an artifact's metrics and the card rendered from them; weights, tokenizer, decisions and any
-    ONNX export are kept byte for byte.
+def update_metrics(path: str | Path, metrics: dict[str, Any], decisions: NabaConfig | None = None) -> Path:
+    """Replace an artifact's metrics and the card rendered from them; weights, tokenizer and any ONNX export
+    are kept byte for byte, and so are its decisions unless `decisions` is given.
 
-    For a model whose numbers changed without retraining, because Naba's predictor did (`naba evaluate
-    --update-card`). The new directory is written beside the old one and renamed into place.
+    For a model whose numbers changed without retraining: because Naba's predictor did (`naba evaluate
+    --update-card`), or because its decisions were re-tuned on other labelled data (`--retune`). The new
+    directory is written beside the old one and renamed into place.
+
+    Args:
+        decisions: a config whose calibration, thresholds and operating points replace the artifact's (the
+            predictor's config after `training.tuning.tune_on_dev`); it must have the artifact's labels.
 
     Raises:
-        ArtifactError: `path` is not an intact artifact.
+        ArtifactError: `path` is not an intact artifact, or `decisions` has other labels.
     """
     path = Path(path)
     config = read_config(path)
     verify_checksums(path)
     config.metrics = metrics
+    if decisions is not None:
+        if decisions.labels != config.labels:
+            raise ArtifactError(f"decisions for labels {decisions.labels}; {path} has {config.labels}")
+        config.calibration = dict(decisions.calibration)
+        config.thresholds = list(decisions.thresholds)
+        config.operating_points = {point: list(t) for point, t in decisions.operating_points.items()}
     with atomic_directory(path, replace=True) as tmp:
         for item in path.iterdir():
             if item.is_dir():

@@ -25,6 +25,7 @@ from models.results import Analysis
 from training.data import Record, read_records
 from training.metrics import classification_report, expected_calibration_error, format_table
 from training.rouge import rouge
+from training.tuning import tune_on_dev
 
 logger = logging.getLogger(__name__)
 
@@ -243,13 +244,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--update-card",
         action="store_true",
         help="Also write these metrics into the model's card (naba_config.json, metrics.json, README.md), in "
-        "place of those measured when it was trained: for when Naba's predictor changed since. Weights and "
-        "decisions are kept as they are.",
+        "place of those measured when it was trained: for when Naba's predictor changed since. Weights are "
+        "kept as they are, and so are the decisions unless --retune.",
+    )
+    parser.add_argument(
+        "--retune",
+        action="store_true",
+        help="First refit the calibration and every operating point's thresholds on the labelled articles of "
+        "--data, as naba train does on its dev set (say, a new or relabelled dev set), then measure; with "
+        "--update-card the new decisions are written into the model. Metrics measured on the data tuned on "
+        "are optimistic.",
     )
     args = parser.parse_args(argv)
 
     predictor = Predictor.from_args(args)
     records = read_records(args.data)
+    if args.retune:
+        if not any(r.labels is not None for r in records):
+            parser.error("--retune needs labelled articles in --data")
+        tune_on_dev(predictor, records)
     scored = score_records(predictor, records, args.summary_sentences)
     metrics = compute_metrics(predictor, records, scored, args.summary_sentences)
     metrics["data"] = ", ".join(args.data)
@@ -263,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Path(args.output).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
     logger.info("wrote %s", args.output)
     if args.update_card:
-        update_metrics(args.model, metrics)
+        update_metrics(args.model, metrics, predictor.config if args.retune else None)
     if args.report:
         from training.report import write_report  # matplotlib is only imported for a report
 

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
@@ -30,11 +29,10 @@ from models.predictor import Predictor, resolve_device
 from models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
 from models.results import Article
 from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
-from training.calibration import fit_calibration
 from training.data import Record, data_hash, label_set, read_records, to_dataset
 from training.evaluate import evaluate, evidence_hit
-from training.metrics import tune_thresholds
 from training.rouge import oracle_indices
+from training.tuning import OPERATING_POINT_BETAS, tune_on_dev
 from training.weak import LabelModel
 
 logger = logging.getLogger(__name__)
@@ -46,8 +44,6 @@ TRAINER_DEFAULTS = [
     "--per_device_train_batch_size", "8", "--learning_rate", "5e-5", "--warmup_steps", "0.1",
     "--remove_unused_columns", "false", "--disable_tqdm", "false",
 ]  # fmt: skip
-# The F-beta each operating point's thresholds maximise on dev; "balanced" (F1) is the artifact's `thresholds`.
-OPERATING_POINT_BETAS = {"precision": 0.5, "recall": 2.0}
 
 
 @dataclass
@@ -462,39 +458,3 @@ def rule_head_from_label_model(model: NabaModel, labels: list[str], records: lis
             if label in labels:
                 model.rule_head.weight[labels.index(label), i] = label_model.weight(name)
     logger.info("rule head initialised from the weak label model fitted on the labelled training records")
-
-
-def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
-    """Calibrate the predictor and tune its thresholds on the labelled dev articles, in place.
-
-    First each label's Platt scaling is fitted to the raw logits (`training.calibration`); then, on the
-    calibrated probabilities, each label's threshold that maximises F1 (`thresholds`, the balanced point)
-    and those that maximise F0.5 and F2 (`operating_points`: precision and recall).
-    """
-    labelled = [r for r in records if r.labels is not None]
-    if not labelled:
-        return
-    labels = predictor.labels
-    logits = dev_logits(predictor, labelled)
-    truth = np.array([[float(lbl in (r.labels or ())) for lbl in labels] for r in labelled])
-    predictor.config.calibration = fit_calibration(logits, truth, labels)
-    probs = predictor.probabilities(logits)
-
-    def tuned(beta: float) -> list[float]:
-        # Unrounded: rounding could move a threshold past a dev score and change the decisions tuned for.
-        return [float(t) for t in tune_thresholds(probs, truth, beta=beta)]
-
-    predictor.config.thresholds = tuned(1.0)
-    predictor.config.operating_points = {point: tuned(beta) for point, beta in OPERATING_POINT_BETAS.items()}
-    logger.info("calibration fitted on dev: %s", predictor.config.calibration)
-    logger.info("thresholds tuned on dev: %s", predictor.info["operating_points"])
-
-
-def dev_logits(predictor: Predictor, records: list[Record], batch_size: int = 64) -> np.ndarray:
-    """The raw (uncalibrated) article logits of `records`, (n, K) in record order."""
-    rows: list[np.ndarray] = []
-    for start in range(0, len(records), batch_size):
-        chunk = records[start : start + batch_size]
-        encoded = [predictor.encode(r.article) for r in chunk]
-        rows += [scores.label_logits for scores in predictor.score(encoded)]
-    return np.stack(rows)

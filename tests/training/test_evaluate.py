@@ -208,3 +208,52 @@ def test_report_plot_names_are_one_per_label_and_readable_in_any_script() -> Non
     assert all("/" not in n for n in names.values())
     assert plot_names(["attack", "joint_operation"]) == {"attack": "pr_attack.png",
                                                          "joint_operation": "pr_joint_operation.png"}  # fmt: skip
+
+
+def test_retune_refits_the_decisions_on_new_data_and_keeps_the_weights(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from training.tuning import tune_on_dev
+
+    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    before = read_config(copy)
+    weights = sha256_file(copy / "model.safetensors")
+    # New labelled data: the seeds relabelled so that every article is an attack, plus negatives.
+    rows = [{**r, "labels": ["attack"], "evidence": {}} for r in seed_records()]
+    rows += [{"id": f"neg-{i}", "text": t, "labels": []} for i, t in enumerate(NEGATIVES)]
+    data = write_jsonl(tmp_path / "new_dev.jsonl", rows)
+    expected = Predictor.from_dir(copy, device="cpu")
+    tune_on_dev(expected, read_records([data]))
+    assert expected.config.thresholds != before.thresholds  # the new data asks for other decisions
+
+    args = [
+        "--model",
+        str(copy),
+        "--data",
+        str(data),
+        "--output",
+        str(tmp_path / "m.json"),
+        "--device",
+        "cpu",
+    ]
+    main([*args, "--retune"])  # without --update-card nothing is written
+    assert read_config(copy).thresholds == before.thresholds
+    metrics = main([*args, "--retune", "--update-card"])
+
+    after = read_config(copy)
+    assert after.thresholds == expected.config.thresholds
+    assert after.operating_points == expected.config.operating_points
+    assert after.calibration == expected.config.calibration
+    assert after.metrics == json.loads(json.dumps(metrics))
+    assert sha256_file(copy / "model.safetensors") == weights
+    served = Predictor.from_dir(copy, device="cpu")  # checksums verified on load
+    assert served.thresholds == dict(zip(after.labels, after.thresholds, strict=True))
+
+
+def test_retune_needs_labelled_data(model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "summaries.jsonl", [{"id": "s1", "text": NEGATIVES[0], "summary": "ملخص"}])
+    with pytest.raises(SystemExit) as caught:
+        main(
+            ["--model", str(model_dir), "--data", str(data), "--output", str(tmp_path / "m.json"), "--retune"]
+        )
+    assert caught.value.code == 2

@@ -12,7 +12,7 @@ from models.artifacts import NabaConfig, read_config
 from models.predictor import Predictor
 from training.data import Record, read_records
 from training.metrics import tune_thresholds
-from training.train import OPERATING_POINT_BETAS, dev_logits, tune_on_dev
+from training.tuning import OPERATING_POINT_BETAS, dev_logits, tune_on_dev
 
 # One label: scores 0.1 ... 0.9, positives mostly at the top.
 PROBS = np.arange(1, 10)[:, None] / 10
@@ -90,7 +90,7 @@ def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(
     records = [
         Record(f"r{i}", "نص", labels=tuple(predictor.labels) if row[0] else ()) for i, row in enumerate(truth)
     ]
-    monkeypatch.setattr("training.train.dev_logits", lambda _predictor, _records: logits)
+    monkeypatch.setattr("training.tuning.dev_logits", lambda _predictor, _records: logits)
     config = NabaConfig.from_dict(predictor.config.to_dict())
     copy = Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
 
