@@ -218,3 +218,13 @@ def validate_text(text: str, max_chars: int) -> None:
     check_unicode(text, "text")
     if not has_arabic(text):
         raise InvalidInputError("text holds no Arabic letters: Naba analyses Arabic articles")
+
+
+def validate_title(title: str | None, max_chars: int, hint: str = "") -> None:
+    """Raise a typed error when an article's title cannot be analysed: not valid Unicode, or longer than
+    `max_chars` (`hint`, appended to that message, says how the caller can get round it)."""
+    if title is None:
+        return
+    check_unicode(title, "title")
+    if len(title) > max_chars:
+        raise InputTooLongError(f"title has {len(title)} characters; the limit is {max_chars}{hint}")

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from models.errors import DataError, InputTooLongError, InvalidInputError, NabaError
 from models.predictor import check_options
-from models.preprocessing import validate_text
+from models.preprocessing import validate_text, validate_title
 from models.results import Analysis, Article, OperatingPoint
 from training.data import check_data_file, iter_rows
 
@@ -257,7 +257,8 @@ def run_batch(
                 report.skipped_done += 1
             else:
                 try:
-                    _check_lengths(row.text, row.title, max_chars)
+                    validate_text(row.text, max_chars)  # what the service checks, too
+                    validate_title(row.title, max_chars)
                 except NabaError as exc:
                     errors.append(_error_entry(line, row.id, exc))
                 else:
@@ -270,13 +271,6 @@ def run_batch(
     counts = (report.written, report.skipped_done, report.errors)
     logger.info("%s: %d written, %d already done, %d errors", output_path, *counts)
     return report
-
-
-def _check_lengths(text: str, title: str | None, max_chars: int) -> None:
-    """What the service checks of an article before analysing it: the text, and the title's length."""
-    validate_text(text, max_chars)
-    if title is not None and len(title) > max_chars:
-        raise InputTooLongError(f"title has {len(title)} characters; the limit is {max_chars}")
 
 
 def _finish_chunk(

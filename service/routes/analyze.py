@@ -11,8 +11,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from models.errors import BatchTooLargeError, InputTooLongError, InvalidInputError, NabaError
-from models.preprocessing import check_unicode, truncate_text, validate_text
+from models.errors import BatchTooLargeError, InvalidInputError, NabaError
+from models.preprocessing import check_unicode, truncate_text, validate_text, validate_title
 from models.results import Article
 from service.config import Settings
 from service.deps import EngineDep, SettingsDep
@@ -74,12 +74,7 @@ def checked_article(
         truncated = cut_text != text or cut_title != title
         text, title = cut_text, cut_title
     validate_text(text, settings.max_chars)
-    if title is not None:
-        check_unicode(title, "title")
-        if len(title) > settings.max_chars:
-            raise InputTooLongError(
-                f"title has {len(title)} characters; the limit is {settings.max_chars} (or send truncate: true)"
-            )
+    validate_title(title, settings.max_chars, hint=" (or send truncate: true)")
     return Article(text=text, title=title, id=article_id), truncated
 
 

@@ -20,6 +20,7 @@ from models.preprocessing import (
     split_sentences,
     truncate_text,
     validate_text,
+    validate_title,
 )
 
 ARABIC_TEXT = st.text(
@@ -128,6 +129,15 @@ def test_validate_text_errors() -> None:
     validate_text("مرحبا", max_chars=100)
     with pytest.raises(InvalidInputError, match=r"lone UTF-16 surrogate \(U\+D83D\) at character 6"):
         validate_text(json.loads('"مرحبا \\ud83d"'), max_chars=100)  # half an emoji, as JSON may spell it
+
+
+def test_validate_title_checks_length_and_unicode() -> None:
+    validate_title(None, max_chars=5)
+    validate_title("عنوان", max_chars=5)
+    with pytest.raises(InputTooLongError, match=r"^title has 6 characters; the limit is 5 \(cut it\)$"):
+        validate_title("عنوان!", max_chars=5, hint=" (cut it)")
+    with pytest.raises(InvalidInputError, match=r"^title holds a lone UTF-16 surrogate"):
+        validate_title(json.loads('"\\ud800"'), max_chars=5)
 
 
 def test_check_unicode_refuses_lone_surrogates_and_takes_pairs() -> None:
