@@ -9,6 +9,7 @@ Layout::
                          versions, data hash, metrics
     metrics.json         the evaluation the model shipped with
     README.md            the model card
+    lexical.json ...     the lexical head's vocabularies and weights (`models.lexical`), when it has one
     checksums.json       sha256 of every file above, checked on load
 """
 
@@ -37,6 +38,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokeniz
 from models.card import render_card
 from models.encoding import WindowConfig
 from models.errors import ArtifactError
+from models.lexical import LexicalHead
 from models.modeling import HeadConfig, NabaModel
 from models.preprocessing import PreprocessConfig
 from models.results import OPERATING_POINTS
@@ -82,6 +84,9 @@ class NabaConfig:
     # Rank the sentences where the guide's rules for a label fire (`models.rules.positive_votes`) before the
     # rest, each group by the evidence head's score. Off: the evidence head's ranking alone.
     evidence_rules: bool = True
+    # Per label, how much the lexical head's logit (`models.lexical`) adds to the network's article logit, tuned
+    # on dev with the calibration (`training.tuning`). Empty: the artifact has no lexical head.
+    lexical_weights: list[float] = field(default_factory=list)
     data_hash: str | None = None
     metrics: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +105,10 @@ class NabaConfig:
                 raise ArtifactError(
                     f"calibration of {label!r} must be {{'scale': > 0, 'bias': ...}}: {params}"
                 )
+        if self.lexical_weights and (
+            len(self.lexical_weights) != len(self.labels) or min(self.lexical_weights) < 0
+        ):
+            raise ArtifactError(f"lexical_weights must be one weight >= 0 per label: {self.lexical_weights}")
         for point, thresholds in self.operating_points.items():
             if point not in OPERATING_POINTS or point == "balanced":
                 raise ArtifactError(f"unknown operating point {point!r}; 'balanced' is `thresholds`")
@@ -111,6 +120,8 @@ class NabaConfig:
         if data["heads"] and not data["heads"]["rule_features"]:
             # Without rule features, the heads are written as before they existed: older Naba reads them.
             del data["heads"]["rule_features"], data["heads"]["rules_version"]
+        if not data["lexical_weights"]:
+            del data["lexical_weights"]  # likewise
         return data
 
     @classmethod
@@ -143,12 +154,14 @@ def save_artifact(
     config: NabaConfig,
     output_dir: str | Path,
     weights_dtype: str = "float32",
+    lexical: LexicalHead | None = None,
 ) -> Path:
     """Write the artifact into a temporary sibling directory, then rename it into place.
 
     A run that dies half-way leaves no directory at `output_dir`; an existing `output_dir` is never touched.
     `weights_dtype="float16"` halves the file (a model shipped in a repository); loading casts the weights to
-    whatever the predictor runs in, so fp16 storage costs only fp16 rounding of the fp32 weights.
+    whatever the predictor runs in, so fp16 storage costs only fp16 rounding of the fp32 weights. A `lexical`
+    head is written beside the weights; `config.lexical_weights` must then hold its weights.
 
     Raises:
         ArtifactError: `output_dir` already exists.
@@ -158,6 +171,8 @@ def save_artifact(
     if output_dir.exists():
         raise ArtifactError(f"{output_dir} already exists; choose a new output directory")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    if bool(config.lexical_weights) != (lexical is not None):
+        raise ArtifactError("a lexical head needs config.lexical_weights, and lexical_weights a lexical head")
     config.heads = model.heads
     config.versions = {
         "naba": naba_version(),
@@ -174,6 +189,8 @@ def save_artifact(
         }
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
         tokenizer.save_pretrained(tmp)
+        if lexical is not None:
+            lexical.save(tmp)
         (tmp / NABA_CONFIG).write_text(json.dumps(config.to_dict(), ensure_ascii=False, indent=2), "utf-8")
         (tmp / "metrics.json").write_text(json.dumps(config.metrics or {}, indent=2), "utf-8")
         (tmp / "README.md").write_text(render_card(config), "utf-8")
@@ -207,6 +224,7 @@ def update_metrics(path: str | Path, metrics: dict[str, Any], decisions: NabaCon
         config.calibration = dict(decisions.calibration)
         config.thresholds = list(decisions.thresholds)
         config.operating_points = {point: list(t) for point, t in decisions.operating_points.items()}
+        config.lexical_weights = list(decisions.lexical_weights)
     with atomic_directory(path, replace=True) as tmp:
         for item in path.iterdir():
             if item.is_dir():

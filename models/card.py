@@ -72,6 +72,20 @@ def _rules_line(config: NabaConfig) -> str:
     )
 
 
+def _lexical_line(config: NabaConfig) -> str:
+    """Whether a lexical head's n-gram logits add to the network's (`models.lexical`)."""
+    if not config.lexical_weights:
+        return "- Lexical head: none."
+    weights = ", ".join(
+        f"`{lbl}` {w:g}" for lbl, w in zip(config.labels, config.lexical_weights, strict=True)
+    )
+    return (
+        "- Lexical head: TF-IDF over word 1-2-grams and character 3-5-grams plus the guide's rule features, one "
+        "logistic regression per label fitted on the labelled training articles; its logits add to the "
+        f"network's, weighted per label as tuned on dev ({weights})."
+    )
+
+
 def render_card(config: NabaConfig) -> str:
     """Fill the card from `config`: what the model is, how it was made, how well it does, where it fails."""
     metrics = config.metrics or {}
@@ -85,6 +99,7 @@ def render_card(config: NabaConfig) -> str:
 - Labels: {", ".join(f"`{lbl}`" for lbl in config.labels)} (multi-label)
 {_decisions(config)}
 {_rules_line(config)}
+{_lexical_line(config)}
 - Base encoder: `{config.base_model}`
 - Windows: {config.window.max_length} tokens, {config.window.overlap} overlapping; every sentence is scored.
 - Preprocessing: `{config.preprocessing.to_dict()}`

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
@@ -48,6 +49,9 @@ class EncodedArticle:
     windows: list[list[int]]  # token ids with [CLS] ... [SEP]
     window_segments: list[list[int]]  # segment index per window position; -1 for [CLS]/[SEP]
     rule_features: list[float] | None = None  # 0/1 per asked labelling function; None when not asked
+    # The lexical head's logits (K,), added to the network's article logits; None for a model without one.
+    # `Predictor.encode` sets them: they are read from the raw text, as the rule features are.
+    lexical_logits: np.ndarray | None = None
 
     @property
     def n_segments(self) -> int:

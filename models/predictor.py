@@ -10,7 +10,7 @@ import argparse
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase
 from models.artifacts import NabaConfig, load_artifact
 from models.encoding import EncodedArticle, collate, encode_article
 from models.errors import InvalidInputError, NabaError
+from models.lexical import LexicalHead
 from models.modeling import NabaModel
 from models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
 from models.rules import positive_votes
@@ -214,6 +215,9 @@ class Scores:
     sentence_logits: np.ndarray  # (N, K)
     summary_logits: np.ndarray  # (N,)
     label_logits: np.ndarray  # (K,) raw article logits, before calibration (what calibration is fitted on)
+    # (K,) the lexical head's logits, unweighted (`label_logits` holds them times `lexical_weights`); None
+    # without a lexical head.
+    lexical_logits: np.ndarray | None = None
 
 
 def calibrated_probabilities(
@@ -245,8 +249,12 @@ class Predictor:
         max_windows_per_pass: int | None = None,
         backend: str = "torch",
         dtype: DType = "auto",
+        lexical: LexicalHead | None = None,
     ) -> None:
+        """`lexical`: the artifact's lexical head, when it has one (`NabaConfig.lexical_weights`)."""
         check_dtype(dtype, backend)
+        if bool(config.lexical_weights) != (lexical is not None):
+            raise NabaError("a lexical head needs config.lexical_weights, and lexical_weights a lexical head")
         self.dtype = inference_dtype(device, dtype) if backend == "torch" else torch.float32
         if self.dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_native_bf16():
             logger.warning("this CPU has no bf16 instructions: bfloat16 will run slower than float32")
@@ -256,6 +264,7 @@ class Predictor:
         self.device = device
         self.max_windows_per_pass = max_windows_per_pass or WINDOWS_PER_PASS.get(device.type, 32)
         self.backend = backend  # what runs the encoder: torch, onnx or onnx-int8
+        self.lexical = lexical
         if missing := [p for p in OPERATING_POINTS[1:] if p not in config.operating_points]:
             logger.warning(
                 "%s %s has no %s thresholds (written before operating points); they fall back to the "
@@ -308,6 +317,7 @@ class Predictor:
             device = "cpu"
         resolved = resolve_device(device)
         model, tokenizer, config = load_artifact(path, resolved)
+        lexical = LexicalHead.load(Path(path), config.labels) if config.lexical_weights else None
         if backend == "onnx":
             from models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
 
@@ -316,7 +326,7 @@ class Predictor:
             )
         name = backend if quantize is None else f"{backend}-{quantize}"
         logger.info("loaded %s %s from %s on %s (%s)", config.name, config.version, path, resolved, name)
-        return cls(model, tokenizer, config, resolved, backend=name, dtype=dtype)
+        return cls(model, tokenizer, config, resolved, backend=name, dtype=dtype, lexical=lexical)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Predictor:
@@ -376,14 +386,24 @@ class Predictor:
         }
 
     def encode(self, article: Article) -> EncodedArticle:
-        """Windows of one article, and the rule features its model reads (`heads.rule_features`), if any."""
-        return encode_article(
+        """Windows of one article, and what its model reads besides them: rule features (`heads.rule_features`)
+        and lexical logits (`lexical`), if any."""
+        encoded = encode_article(
             article,
             self.tokenizer,
             self.config.preprocessing,
             self.config.window,
             rule_features=self.model.heads.rule_features,
         )
+        if self.lexical is None:
+            return encoded
+        rules = None  # the rules are run once when the network reads the same ones
+        if (
+            encoded.rule_features is not None
+            and tuple(self.lexical.rule_features) == self.model.heads.rule_features
+        ):
+            rules = np.array([encoded.rule_features])
+        return replace(encoded, lexical_logits=self.lexical.logits([article], rules)[0])
 
     def _passes(self, encoded: list[EncodedArticle]) -> Iterator[list[int]]:
         """Group article indices so that one forward pass holds at most `max_windows_per_pass` windows."""
@@ -413,15 +433,32 @@ class Predictor:
             batch = collate([encoded[i] for i in group], pad, self.model.heads.max_positions)
             out = self.model(**{k: v.to(self.device) for k, v in batch.items()})
             doc_logits = out["doc_logits"].float().cpu().numpy()  # (B, K)
+            lexical = self._lexical_logits([encoded[i] for i in group])
+            if lexical is not None:
+                doc_logits = doc_logits + np.asarray(self.config.lexical_weights, dtype=np.float32) * lexical
             probs = self.probabilities(doc_logits)
             sentence_logits = out["sentence_logits"].float().cpu().numpy()
             summary_logits = out["summary_logits"].float().cpu().numpy()
             for row, i in enumerate(group):
                 body = slice(encoded[i].n_title, encoded[i].n_segments)
                 results[i] = Scores(
-                    probs[row], sentence_logits[row, body], summary_logits[row, body], doc_logits[row]
+                    probs[row],
+                    sentence_logits[row, body],
+                    summary_logits[row, body],
+                    doc_logits[row],
+                    None if lexical is None else lexical[row],
                 )
         return [results[i] for i in range(len(encoded))]
+
+    def _lexical_logits(self, encoded: Sequence[EncodedArticle]) -> np.ndarray | None:
+        """(B, K) lexical logits of the articles, unweighted; None when the model has no lexical head."""
+        if self.lexical is None:
+            return None
+        if any(e.lexical_logits is None for e in encoded):
+            raise NabaError(
+                "articles encoded without lexical logits: encode them with this predictor's `encode`"
+            )
+        return np.stack([e.lexical_logits for e in encoded])
 
     def analyze(
         self,

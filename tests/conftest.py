@@ -1,8 +1,8 @@
 """Shared fixtures: a tiny encoder and a tiny fine-tuned Naba model, built offline once per session.
 
 The encoder is a 2-layer, 32-wide BERT with random weights and a WordPiece vocabulary trained on the seed
-articles; the model is fine-tuned from it for a few steps (a twin also reads rule features). Nothing is
-downloaded (HF_HUB_OFFLINE=1).
+articles; the model is fine-tuned from it for a few steps (twins also read rule features, or add a lexical
+head). Nothing is downloaded (HF_HUB_OFFLINE=1).
 """
 
 from __future__ import annotations
@@ -95,6 +95,16 @@ def rules_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path,
     output = tmp_path_factory.mktemp("models") / "tiny-rules"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
     return main([*args, "--output", str(output), *TRAIN_ARGS, "--rule-features"])
+
+
+@pytest.fixture(scope="session")
+def lexical_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
+    """The same tiny artifact trained with `--lexical`: TF-IDF n-gram logits add to the network's."""
+    from training.train import main
+
+    output = tmp_path_factory.mktemp("models") / "tiny-lexical"
+    args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
+    return main([*args, "--output", str(output), *TRAIN_ARGS, "--lexical"])
 
 
 @pytest.fixture(scope="session")

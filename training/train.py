@@ -31,6 +31,7 @@ from models.results import Article
 from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
 from training.data import Record, data_hash, label_set, read_records, to_dataset
 from training.evaluate import evaluate, evidence_hit
+from training.lexical import fit_lexical_head
 from training.rouge import oracle_indices
 from training.tuning import OPERATING_POINT_BETAS, tune_on_dev
 from training.weak import LabelModel
@@ -85,6 +86,14 @@ class ModelArguments:
             "help": "Also read one 0/1 feature per labelling function of the annotation guide (models/rules.py): "
             "did it fire in the article. With --init-from, a model that reads them keeps them without this flag; "
             "with it, it reads every current function (learnt weights kept, new ones start at zero)."
+        },
+    )
+    lexical: bool = field(
+        default=False,
+        metadata={
+            "help": "Also fit a lexical head (models/lexical.py): TF-IDF word and character n-grams, one logistic "
+            "regression per label on the labelled training articles, its logits added to the network's. With "
+            "--init-from, a model that has one gets a new one fitted without this flag."
         },
     )
     weights_dtype: str = field(
@@ -349,6 +358,7 @@ def main(argv: list[str] | None = None) -> Path:
     # Model: a fresh head on a pretrained encoder, or the previous artifact with its head grown.
     if model_args.init_from:
         model, tokenizer, previous = load_artifact(model_args.init_from)
+        model_args.lexical = model_args.lexical or bool(previous.lexical_weights)
         labels = choose_labels(train_records, model_args.labels, previous.labels)
         model.grow_labels(previous.labels, labels)
         model.heads = replace(model.heads, **loss_weights(model_args))
@@ -393,6 +403,7 @@ def main(argv: list[str] | None = None) -> Path:
             data_collator=TrainingCollator(tokenizer.pad_token_id, model.heads.max_positions),
         )
         train_result = trainer.train()
+    lexical = fit_lexical_head(train_records, labels) if model_args.lexical else None
 
     config = NabaConfig(
         labels=labels,
@@ -425,12 +436,13 @@ def main(argv: list[str] | None = None) -> Path:
     )
     # fp32 whatever the device: the metrics then score the weights being saved, and the model is not cast to
     # half precision in place before `save_artifact` writes it.
-    predictor = Predictor(model, tokenizer, config, resolve_device("auto"), dtype="float32")
+    config.lexical_weights = [1.0] * len(labels) if lexical is not None else []  # until tuned on dev
+    predictor = Predictor(model, tokenizer, config, resolve_device("auto"), dtype="float32", lexical=lexical)
     if dev_records:
         tune_on_dev(predictor, dev_records)
         config.metrics = evaluate(predictor, dev_records, data_args.eval_summary_sentences)
         config.metrics["data"] = ", ".join(data_args.dev or [])
-    saved = save_artifact(model, tokenizer, config, output, model_args.weights_dtype)
+    saved = save_artifact(model, tokenizer, config, output, model_args.weights_dtype, lexical)
     if model_args.export != "none":
         from models.onnx_backend import export_onnx  # ONNX Runtime is only imported when used
 

@@ -210,14 +210,17 @@ def test_report_plot_names_are_one_per_label_and_readable_in_any_script() -> Non
                                                          "joint_operation": "pr_joint_operation.png"}  # fmt: skip
 
 
+@pytest.mark.parametrize("model", ["model_dir", "lexical_model_dir"])
 def test_retune_refits_the_decisions_on_new_data_and_keeps_the_weights(
-    model_dir: Path, tmp_path: Path
+    model: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     from training.tuning import tune_on_dev
 
-    copy = Path(shutil.copytree(model_dir, tmp_path / "model"))
+    copy = Path(shutil.copytree(request.getfixturevalue(model), tmp_path / "model"))
     before = read_config(copy)
-    weights = sha256_file(copy / "model.safetensors")
+    # The network's weights, and a lexical head's n-gram weights: only its per-label weight is a decision.
+    kept = sorted(p.name for p in copy.iterdir() if p.suffix == ".safetensors")
+    weights = {name: sha256_file(copy / name) for name in kept}
     # New labelled data: the seeds relabelled so that every article is an attack, plus negatives.
     rows = [{**r, "labels": ["attack"], "evidence": {}} for r in seed_records()]
     rows += [{"id": f"neg-{i}", "text": t, "labels": []} for i, t in enumerate(NEGATIVES)]
@@ -244,8 +247,10 @@ def test_retune_refits_the_decisions_on_new_data_and_keeps_the_weights(
     assert after.thresholds == expected.config.thresholds
     assert after.operating_points == expected.config.operating_points
     assert after.calibration == expected.config.calibration
+    assert after.lexical_weights == expected.config.lexical_weights
+    assert len(after.lexical_weights) == (3 if model == "lexical_model_dir" else 0)
     assert after.metrics == json.loads(json.dumps(metrics))
-    assert sha256_file(copy / "model.safetensors") == weights
+    assert {name: sha256_file(copy / name) for name in kept} == weights
     served = Predictor.from_dir(copy, device="cpu")  # checksums verified on load
     assert served.thresholds == dict(zip(after.labels, after.thresholds, strict=True))
 

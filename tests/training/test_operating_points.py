@@ -102,3 +102,36 @@ def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(
         tuned = tune_thresholds(probs, truth, beta=beta)
         assert (probs >= np.array(stored, dtype=np.float32)).tolist() == (probs >= tuned).tolist(), point
         assert (probs[0] >= np.array(stored, dtype=np.float32)).all(), point  # the edge positive is kept
+
+
+def test_lexical_weights_follow_the_dev_log_loss() -> None:
+    """Each label's lexical weight is the grid point whose Platt-scaled sum fits dev best: the top of the grid
+    when only the lexical logit knows the label, 0 when it is noise; a label dev cannot fit keeps its weight."""
+    from types import SimpleNamespace
+
+    from models.predictor import Scores
+    from training.tuning import LEXICAL_WEIGHT_GRID, tune_lexical_weights
+
+    rng = np.random.default_rng(0)
+    n = 300
+    truth = np.zeros((n, 3))
+    truth[:, 0] = rng.random(n) < 0.3
+    truth[:, 1] = rng.random(n) < 0.3
+    signal = 2.0 * truth - 1.0
+    network = np.stack(
+        [rng.normal(size=n), 3 * signal[:, 1] + rng.normal(size=n), rng.normal(size=n)], axis=1
+    )
+    lexical = np.stack(
+        [2 * signal[:, 0] + rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)], axis=1
+    )
+    config = SimpleNamespace(lexical_weights=[1.0, 1.0, 1.0])
+    predictor = SimpleNamespace(config=config, labels=["lexical_knows", "network_knows", "never_seen"])
+    scores = [
+        Scores(np.zeros(3), np.zeros((1, 3)), np.zeros(1), network[i] + 1.0 * lexical[i], lexical[i])
+        for i in range(n)
+    ]
+
+    summed = tune_lexical_weights(predictor, scores, truth)  # type: ignore[arg-type]
+
+    assert config.lexical_weights == [LEXICAL_WEIGHT_GRID[-1], 0.0, 1.0]
+    assert summed == pytest.approx(network + np.array(config.lexical_weights) * lexical)

@@ -14,7 +14,7 @@ import pytest
 from safetensors.torch import load_file
 
 from models.artifacts import read_config
-from models.errors import ArtifactError, DataError
+from models.errors import ArtifactError, DataError, NabaError
 from models.predictor import Predictor
 from models.results import Article
 from models.rules import RULES_VERSION, rule_feature_names, rule_features
@@ -355,3 +355,89 @@ def test_a_new_rule_head_starts_at_the_weak_label_models_weights(encoder_dir: Pa
             want = expected.weight(name) if row_label == label else 0.0
             assert weight[k, j] == pytest.approx(want, abs=1e-6), (name, row_label)
     assert np.abs(weight[0]).max() > 0.1 and not weight[2].any()
+
+
+def test_a_lexical_model_stores_its_head_and_adds_its_logits_to_the_networks(
+    lexical_model_dir: Path, model_dir: Path
+) -> None:
+    config = read_config(lexical_model_dir)
+    assert len(config.lexical_weights) == 3 and config.training["lexical"] is True
+    sums = json.loads((lexical_model_dir / "checksums.json").read_text("utf-8"))
+    assert {"lexical.json", "lexical.safetensors"} <= set(sums)
+    assert "Lexical head: TF-IDF" in (lexical_model_dir / "README.md").read_text("utf-8")
+    assert "lexical_weights" not in json.loads(
+        (model_dir / "naba_config.json").read_text("utf-8")
+    )  # old Naba reads it
+
+    predictor = Predictor.from_dir(lexical_model_dir, device="cpu")
+    assert predictor.lexical is not None
+    encoded = predictor.encode(RULES_ARTICLE)
+    expected = predictor.lexical.logits([RULES_ARTICLE])[0]
+    assert encoded.lexical_logits is not None and np.array_equal(encoded.lexical_logits, expected)
+    [real] = predictor.score([encoded])
+    [zero] = predictor.score([replace(encoded, lexical_logits=np.zeros_like(expected))])
+    assert np.abs(expected).max() > 0.1 and real.lexical_logits is not None
+    assert np.array_equal(real.lexical_logits, expected)
+    weights = np.array(config.lexical_weights, dtype=np.float32)
+    assert real.label_logits == pytest.approx(zero.label_logits + weights * expected, abs=1e-5)
+    assert np.array_equal(
+        real.sentence_logits, zero.sentence_logits
+    )  # evidence and summary stay the network's
+    # Calibration and thresholds were tuned on the summed logits: analyze serves them.
+    [analysis] = predictor.analyze([RULES_ARTICLE])
+    assert analysis.scores == pytest.approx(
+        dict(zip(predictor.labels, real.label_probs.tolist(), strict=True))
+    )
+
+    plain = Predictor.from_dir(model_dir, device="cpu")
+    with pytest.raises(NabaError, match="without lexical logits"):
+        predictor.score([plain.encode(RULES_ARTICLE)])
+    with pytest.raises(NabaError, match="lexical_weights"):
+        Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
+
+
+def test_retraining_a_lexical_model_refits_its_head_on_the_new_labels(
+    lexical_model_dir: Path, tmp_path: Path
+) -> None:
+    rows = [
+        {"id": f"n{i}", "text": t, "labels": ["economy"] if "أسعار" in t else []}
+        for i, t in enumerate(NEGATIVES)
+    ]
+    labels = ["--labels", "attack", "coordination_centre", "joint_operation", "economy"]
+    output = _retrain(
+        lexical_model_dir, write_jsonl(tmp_path / "new.jsonl", rows), tmp_path / "retrained", *labels
+    )
+    config = read_config(output)  # no --lexical: the previous artifact's setting stays
+    assert len(config.lexical_weights) == 4
+    predictor = Predictor.from_dir(output, device="cpu")
+    assert predictor.lexical is not None and predictor.lexical.labels == config.labels
+    economy = predictor.lexical.logits([Article(t) for t in NEGATIVES])[:, 3]
+    assert economy.argmax() == next(i for i, t in enumerate(NEGATIVES) if "أسعار" in t)
+    assert not predictor.lexical.weights[:3].any()  # the new data has no example of the old labels
+
+
+def test_a_corrupt_lexical_head_is_refused_at_load(lexical_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(lexical_model_dir, tmp_path / "copy"))
+    (copy / "lexical.json").write_text("{}", "utf-8")
+    with pytest.raises(ArtifactError, match="checksum"):
+        Predictor.from_dir(copy, device="cpu")
+
+
+def test_a_model_with_rule_features_and_a_lexical_head_runs_the_rules_once(
+    encoder_dir: Path, train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
+    output = main([*args, "--output", str(tmp_path / "both"), *TRAIN_ARGS, "--rule-features", "--lexical"])
+    predictor = Predictor.from_dir(output, device="cpu")
+    assert predictor.lexical is not None
+    expected = predictor.lexical.logits([RULES_ARTICLE])[0]
+
+    def run_again(*_args: object) -> None:
+        raise AssertionError("the lexical head ran the rules the network's features already hold")
+
+    monkeypatch.setattr("models.lexical.rule_columns", run_again)
+    encoded = predictor.encode(RULES_ARTICLE)
+    assert encoded.rule_features is not None and encoded.lexical_logits is not None
+    assert np.array_equal(encoded.lexical_logits, expected)
