@@ -3,9 +3,10 @@
 Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   keyword rules   regular expressions written from the annotation guide, no training
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
-  + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   calibrated and thresholds tuned on dev exactly as `naba train` does Naba's
+  + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire): Naba's
+                  lexical head (`naba train --lexical`) on its own
   each --model    a Naba artifact, through the same predictor the service uses
   --fine-tune E   an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
                   and the first --bbc-train BBC summary pairs that are not dev articles; with --random-twin,
@@ -43,17 +44,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_union
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from models.lexical import featurize, lexical_text, make_vectorizers, rule_columns
 from models.predictor import Predictor, calibrated_probabilities
 from models.preprocessing import FOLD_ALL, normalize, split_sentences
+from models.rules import rule_feature_names
 from training import weak
 from training.calibration import fit_calibration
 from training.data import Record, read_records
 from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
+from training.lexical import fit_logistic
 from training.metrics import classification_report, expected_calibration_error, tune_thresholds
 from training.rouge import rouge
 from training.train import drop_dev_overlap
@@ -105,41 +106,22 @@ def weak_labeller(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, n
     return (probs >= tune_thresholds(probs, truth(dev))).astype(int), probs
 
 
-def rule_features(records: list[Record]) -> np.ndarray:
-    """One 0/1 column per labelling function of `naba weak-label`: did it fire anywhere in the article."""
-    names = [lf.name for lf in weak.LABELLING_FUNCTIONS]
-    rows = []
-    for record in records:
-        votes = weak.article_votes(record)
-        fired = {name for label in LABELS for name in weak.fired_functions(votes, label)}
-        rows.append([float(name in fired) for name in names])
-    return np.array(rows)
-
-
 def tfidf_lr(
     train: list[Record], dev: list[Record], with_rules: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decisions at thresholds tuned on dev, and the probabilities (Platt-scaled on dev, as Naba's are).
-    `with_rules` adds the labelling functions' votes as features: what the guide's rules add to a bag of
-    n-grams."""
-
-    def texts(records: list[Record]) -> list[str]:
-        return [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in records]
-
-    vectorizer = make_union(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-        TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=2, sublinear_tf=True),
-    )
-    x_train, x_dev = vectorizer.fit_transform(texts(train)), vectorizer.transform(texts(dev))
+    The features and regressions of Naba's lexical head (`training.lexical`); `with_rules` adds the labelling
+    functions' votes as features: what the guide's rules add to a bag of n-grams."""
+    vectorizers = make_vectorizers()
+    train_texts, dev_texts = [lexical_text(r) for r in train], [lexical_text(r) for r in dev]
+    x_train = sparse.hstack([v.fit_transform(train_texts) for v in vectorizers]).tocsr()
+    x_dev = featurize(vectorizers, dev_texts)
     if with_rules:
-        x_train = sparse.hstack([x_train, sparse.csr_matrix(rule_features(train))]).tocsr()
-        x_dev = sparse.hstack([x_dev, sparse.csr_matrix(rule_features(dev))]).tocsr()
-    y_train, y_dev = truth(train), truth(dev)
-    logits = np.zeros(y_dev.shape, dtype=float)
-    for k in range(len(LABELS)):
-        model = LogisticRegression(C=10.0, class_weight="balanced", max_iter=3000)
-        logits[:, k] = model.fit(x_train, y_train[:, k]).decision_function(x_dev)
-    probs = dev_calibrated(logits, y_dev)
+        x_train = sparse.hstack([x_train, rule_columns(train, rule_feature_names())]).tocsr()
+        x_dev = sparse.hstack([x_dev, rule_columns(dev, rule_feature_names())]).tocsr()
+    y_dev = truth(dev)
+    weights, bias = fit_logistic(x_train, truth(train))
+    probs = dev_calibrated(np.asarray(x_dev @ weights.T) + bias, y_dev)
     return (probs >= tune_thresholds(probs, y_dev)).astype(int), probs
 
 
@@ -292,8 +274,8 @@ def main() -> None:
         name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
         scored = score_records(predictor, dev)
         metrics = compute_metrics(predictor, dev, scored)
-        head_only = Predictor(predictor.model, predictor.tokenizer,
-                              replace(predictor.config, evidence_rules=False), predictor.device)  # fmt: skip
+        head_only = Predictor(predictor.model, predictor.tokenizer, replace(predictor.config, evidence_rules=False),
+                              predictor.device, lexical=predictor.lexical)  # fmt: skip
         rows.append({"system": name, "macro_f1": metrics["macro_f1"], "micro_f1": metrics["micro_f1"],
                      **{lbl: metrics["per_label"][lbl]["f1"] for lbl in LABELS},
                      "ECE": metrics["ece"]["mean"], "evidence": metrics.get("evidence_hit_rate_all", "—"),

@@ -92,3 +92,42 @@ def test_dev_calibration_lowers_an_over_confident_baselines_ece() -> None:
     raw = 1 / (1 + np.exp(-logits))
     calibrated = quality.dev_calibrated(logits, y)
     assert expected_calibration_error(calibrated, y)[1] < expected_calibration_error(raw, y)[1] / 2
+
+
+def test_one_run_prints_every_baseline_and_each_model_given(
+    model_dir: Path, lexical_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """End to end on a tiny data directory: the baselines, then a row per model, with or without a lexical
+    head (its evidence-head-only row rebuilds the predictor with the head)."""
+    rows = [{**r, "evidence": {}} for r in seed_records()]
+    rows += [{"id": f"neg-{i}", "text": t, "labels": []} for i, t in enumerate(NEGATIVES)]
+    (tmp_path / "labelled").mkdir()
+    (tmp_path / "summaries").mkdir()
+    write_jsonl(tmp_path / "labelled" / "train.jsonl", rows)
+    dev = [{**r, "id": f"dev-{r['id']}", "text": r["text"] + " وقال مصدر إن الوضع هادئ."} for r in rows]
+    write_jsonl(
+        tmp_path / "labelled" / "dev.jsonl", dev
+    )  # other texts: not dropped from train as dev articles
+    write_jsonl(tmp_path / "summaries" / "bbc_dev.jsonl",
+                [{"id": f"s{i}", "text": t, "summary": t.split(".")[0]} for i, t in enumerate(NEGATIVES)])  # fmt: skip
+    argv = [
+        "quality.py",
+        "--data-dir",
+        str(tmp_path),
+        "--model",
+        str(model_dir),
+        "--model",
+        str(lexical_model_dir),
+    ]
+    monkeypatch.setattr("sys.argv", argv)
+    quality.main()
+    out = capsys.readouterr().out
+    for system in (
+        "keyword rules",
+        "weak labeller",
+        "TF-IDF + LR |",
+        "TF-IDF + LR + guide-rule features",
+        "Lead-1",
+    ):
+        assert system in out
+    assert f"({model_dir})" in out and f"({lexical_model_dir})" in out

@@ -142,16 +142,6 @@ def test_rule_features_follow_the_table_order_and_match_fired_functions() -> Non
     assert sum(rule_features(NEGATIVES[1])) == 0.0
 
 
-def test_rule_features_are_the_ones_the_tfidf_bench_row_adds() -> None:
-    """`bench/quality.py` measured what these features add to TF-IDF + LR; the model must read the same ones."""
-    pytest.importorskip("sklearn")
-    from bench.quality import rule_features as bench_rule_features
-
-    records = [Record(f"r{i}", a.text, a.title) for i, a in enumerate(ARTICLES)]
-    expected = [rule_features(r.text, r.title) for r in records]
-    assert bench_rule_features(records).tolist() == expected
-
-
 def test_rule_features_refuse_unknown_names() -> None:
     with pytest.raises(KeyError, match="cc_retired"):
         rule_features("نص", names=["at_suicide", "cc_retired"])
