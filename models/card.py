@@ -80,7 +80,7 @@ def _lexical_line(config: NabaConfig) -> str:
         f"`{lbl}` {w:g}" for lbl, w in zip(config.labels, config.lexical_weights, strict=True)
     )
     return (
-        "- Lexical head: TF-IDF over word 1-2-grams and character 3-5-grams plus the guide's rule features, one "
+        "- Lexical head: TF-IDF over word 1-2-grams plus the guide's rule features, one "
         "logistic regression per label fitted on the labelled training articles; its logits add to the "
         f"network's, weighted per label as tuned on dev ({weights})."
     )

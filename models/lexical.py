@@ -1,5 +1,5 @@
-"""The lexical head: TF-IDF over word 1-2-grams and character 3-5-grams plus the annotation guide's rules, one
-logistic regression per label, its logits added to the network's article logits.
+"""The lexical head: TF-IDF over word 1-2-grams plus the annotation guide's rules, one logistic regression per
+label, its logits added to the network's article logits.
 
 Why a bag of n-grams next to a BERT: with a few hundred labelled articles and an encoder pretrained on two CPU
 cores, the network and TF-IDF + logistic regression over n-grams and rule features (the strongest baseline of
@@ -32,12 +32,10 @@ from models.rules import RULES_VERSION, HasText, rule_features, unknown_rule_fea
 LEXICAL_CONFIG = "lexical.json"
 LEXICAL_WEIGHTS = "lexical.safetensors"
 FORMAT_VERSION = 1
-# The two views of the text: words and word pairs carry topic vocabulary; character n-grams inside word
-# boundaries catch Arabic words under their clitics and inflections (و، ب، ال، ات) without a stemmer.
-VECTORIZERS: tuple[dict[str, Any], ...] = (
-    {"analyzer": "word", "ngram_range": (1, 2)},
-    {"analyzer": "char_wb", "ngram_range": (3, 5)},
-)
+# Words and word pairs. Character 3-5-grams as well (the TF-IDF baseline's, which catch words under their
+# clitics) tagged no better next to the rule features and took five times as long per article, which on the
+# shipped model's small encoder cost a quarter of the service's throughput (training/RECIPES.md, section 6).
+VECTORIZERS: tuple[dict[str, Any], ...] = ({"analyzer": "word", "ngram_range": (1, 2)},)
 
 
 def lexical_text(article: HasText) -> str:
@@ -45,10 +43,11 @@ def lexical_text(article: HasText) -> str:
     return normalize(f"{article.title or ''} {article.text}", FOLD_ALL)
 
 
-def make_vectorizers(min_df: int = 2) -> list[TfidfVectorizer]:
-    """Unfitted vectorisers of `VECTORIZERS`, log-scaled term counts (a word said ten times is not ten times the
-    evidence). The TF-IDF + LR baseline of `bench/quality.py` is built from these too."""
-    return [TfidfVectorizer(**spec, min_df=min_df, sublinear_tf=True) for spec in VECTORIZERS]
+def make_vectorizers(specs: Sequence[dict[str, Any]] = VECTORIZERS, min_df: int = 2) -> list[TfidfVectorizer]:
+    """Unfitted TF-IDF vectorisers, one per spec (`analyzer`, `ngram_range`), counting terms in at least `min_df`
+    documents, log-scaled (a word said ten times is not ten times the evidence). The TF-IDF + LR baselines of
+    `bench/quality.py` are built by this too, with character n-grams as well."""
+    return [TfidfVectorizer(**spec, min_df=min_df, sublinear_tf=True) for spec in specs]
 
 
 def featurize(vectorizers: Sequence[TfidfVectorizer], texts: Sequence[str]) -> sparse.csr_matrix:

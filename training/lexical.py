@@ -1,5 +1,5 @@
-"""Fit the lexical head (`models.lexical`): TF-IDF and the guide's rule features on the labelled training
-articles, one logistic regression per label.
+"""Fit the lexical head (`models.lexical`): TF-IDF word n-grams and the guide's rule features on the labelled
+training articles, one logistic regression per label.
 
 `naba train --lexical` fits it once the network is trained, on the same labelled records; then each label's
 lexical weight, its calibration and its thresholds are tuned on dev (`training.tuning`). `bench/quality.py`'s
@@ -58,7 +58,7 @@ def fit_lexical_head(records: Sequence[Record], labels: Sequence[str], min_df: i
     if not labelled:
         raise DataError("the lexical head needs labelled training articles; none has labels")
     texts = [lexical_text(r) for r in labelled]
-    vectorizers = make_vectorizers(min_df)
+    vectorizers = make_vectorizers(min_df=min_df)
     try:
         ngrams = sparse.hstack([v.fit_transform(texts) for v in vectorizers])  # fits them
     except ValueError as exc:  # every n-gram pruned: a handful of tiny articles

@@ -91,8 +91,8 @@ class ModelArguments:
     lexical: bool = field(
         default=False,
         metadata={
-            "help": "Also fit a lexical head (models/lexical.py): TF-IDF word and character n-grams, one logistic "
-            "regression per label on the labelled training articles, its logits added to the network's. With "
+            "help": "Also fit a lexical head (models/lexical.py): TF-IDF word n-grams and the guide's rules, one "
+            "logistic regression per label on the labelled training articles, its logits added to the network's. With "
             "--init-from, a model that has one gets a new one fitted without this flag."
         },
     )

@@ -34,12 +34,12 @@ def head() -> LexicalHead:
 
 def test_the_head_learns_each_labels_words_from_the_labelled_articles(head: LexicalHead) -> None:
     records = _records()
-    # Word and character n-grams of the 11 labelled articles only (the unlabelled one is skipped), then one
+    # Word 1-2-grams of the 11 labelled articles only (the unlabelled one is skipped), then one
     # column per labelling function of the guide.
     sizes = [len(v.vocabulary_) for v in head.vectorizers]
     assert head.rule_features == rule_feature_names()
     assert min(sizes) > 50 and head.n_features == sum(sizes) + len(rule_feature_names())
-    assert {v.analyzer for v in head.vectorizers} == {"word", "char_wb"}
+    assert [(v.analyzer, v.ngram_range) for v in head.vectorizers] == [("word", (1, 2))]
     logits = head.logits([r for r in records if r.labels is not None])
     truth = np.array(
         [[label in (r.labels or ()) for label in LABELS] for r in records if r.labels is not None]
