@@ -5,8 +5,8 @@ Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
                   calibrated and thresholds tuned on dev exactly as `naba train` does Naba's
-  + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire): Naba's
-                  lexical head (`naba train --lexical`) on its own
+  + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire); Naba's
+                  lexical head (`naba train --lexical`) is this over word n-grams only
   each --model    a Naba artifact, through the same predictor the service uses
   --fine-tune E   an encoder (hub name or path) fine-tuned here with `naba train` on the labelled train set
                   and the first --bbc-train BBC summary pairs that are not dev articles; with --random-twin,
@@ -26,6 +26,7 @@ best single sentence, a ceiling) and each model at 1 and 3 sentences. Thresholds
 tuned row equally; the held-out test set decides.
 
     python bench/quality.py --model models/default
+    python bench/quality.py --train ant_train.jsonl --model models/default --retune   # on the model's own data
     python bench/quality.py --fine-tune artifacts/pretrain/encoder --random-twin   # trains two models: slow
 """
 
@@ -59,6 +60,7 @@ from training.metrics import classification_report, expected_calibration_error, 
 from training.rouge import rouge
 from training.train import drop_dev_overlap
 from training.train import main as naba_train
+from training.tuning import tune_on_dev
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
 # Keyword rules from LABELS.md, matched on folded text (alef/yaa/taa marbuta variants merged).
@@ -67,6 +69,14 @@ RULES = {
     "joint_operation": r"عمليات? (عسكري(ه|ة) )?مشترك|القوات المشترك|باسناد|بمشارك(ه|ة) (قطعات|قوات)",
     "attack": r"هجوم|هجمات|تفجير|انتحاري|عبوه ناسف|اغتيال|قذائف|صاروخ|مسلحين|اطلاق نار",
 }
+
+
+# The baselines' n-grams: words and word pairs, and character 3-5-grams within words, which catch Arabic
+# words under their clitics (و، ب، ال، ات) without a stemmer.
+BASELINE_VECTORIZERS = (
+    {"analyzer": "word", "ngram_range": (1, 2)},
+    {"analyzer": "char_wb", "ngram_range": (3, 5)},
+)
 
 
 def truth(records: list[Record]) -> np.ndarray:
@@ -110,9 +120,9 @@ def tfidf_lr(
     train: list[Record], dev: list[Record], with_rules: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decisions at thresholds tuned on dev, and the probabilities (Platt-scaled on dev, as Naba's are).
-    The features and regressions of Naba's lexical head (`training.lexical`); `with_rules` adds the labelling
-    functions' votes as features: what the guide's rules add to a bag of n-grams."""
-    vectorizers = make_vectorizers()
+    The regressions of Naba's lexical head (`training.lexical`) over word and character n-grams; `with_rules`
+    adds the labelling functions' votes as features: what the guide's rules add to a bag of n-grams."""
+    vectorizers = make_vectorizers(BASELINE_VECTORIZERS)
     train_texts, dev_texts = [lexical_text(r) for r in train], [lexical_text(r) for r in dev]
     x_train = sparse.hstack([v.fit_transform(train_texts) for v in vectorizers]).tocsr()
     x_dev = featurize(vectorizers, dev_texts)
@@ -217,11 +227,26 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Keep fine-tuned models here (default: temp)."
     )
+    parser.add_argument(
+        "--train",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="Labelled training files of the baselines and --fine-tune rows (default: labelled/train.jsonl), "
+        "e.g. the ANT articles a shipped model was trained on, to compare it on the same data.",
+    )
+    parser.add_argument(
+        "--retune",
+        action="store_true",
+        help="Re-tune each --model's decisions (calibration, lexical weights, thresholds) on this dev set first, "
+        "in memory, as every baseline is: compares a model tuned on other dev data like with like.",
+    )
     args = parser.parse_args()
 
     dev = read_records([args.data_dir / "labelled" / "dev.jsonl"])
     bbc = read_records([args.data_dir / "summaries" / "bbc_dev.jsonl"])
-    train = drop_dev_overlap(read_records([args.data_dir / "labelled" / "train.jsonl"]), dev)
+    train_paths = args.train or [args.data_dir / "labelled" / "train.jsonl"]
+    train = drop_dev_overlap(read_records(train_paths), dev)
     y_dev = truth(dev)
     start = time.perf_counter()
 
@@ -240,7 +265,7 @@ def main() -> None:
         bbc_train = head_outside_dev(
             args.data_dir / "summaries" / "bbc_train.jsonl", args.bbc_train, workdir / "bbc.jsonl", dev + bbc
         )
-        train_files = [args.data_dir / "labelled" / "train.jsonl", bbc_train]
+        train_files = [*train_paths, bbc_train]
         dev_files = workdir / "dev.jsonl"
         dev_files.write_text((args.data_dir / "labelled" / "dev.jsonl").read_text("utf-8"), "utf-8")
         for i, encoder in enumerate(args.fine_tune):
@@ -272,6 +297,9 @@ def main() -> None:
     for label, path in models:
         predictor = Predictor.from_dir(path, device="cpu", backend="torch")
         name = f"{predictor.ref.name} {predictor.ref.version} ({label})"
+        if args.retune and path in args.model:  # fine-tuned rows were tuned on this dev set already
+            tune_on_dev(predictor, dev)
+            name += ", re-tuned on dev"
         scored = score_records(predictor, dev)
         metrics = compute_metrics(predictor, dev, scored)
         head_only = Predictor(predictor.model, predictor.tokenizer, replace(predictor.config, evidence_rules=False),

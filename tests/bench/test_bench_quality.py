@@ -131,3 +131,12 @@ def test_one_run_prints_every_baseline_and_each_model_given(
     ):
         assert system in out
     assert f"({model_dir})" in out and f"({lexical_model_dir})" in out
+    assert f"train {len(rows)}, dev {len(dev)} articles" in out and "re-tuned" not in out
+
+    # The baselines on other training data (a shipped model's own), and each model re-tuned on this dev set.
+    subset = write_jsonl(tmp_path / "subset.jsonl", rows[:8])
+    monkeypatch.setattr("sys.argv", [*argv, "--train", str(subset), "--retune"])
+    quality.main()
+    out = capsys.readouterr().out
+    assert f"train 8, dev {len(dev)} articles" in out
+    assert f"({model_dir}), re-tuned on dev" in out and f"({lexical_model_dir}), re-tuned on dev" in out
