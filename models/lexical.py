@@ -33,8 +33,8 @@ LEXICAL_CONFIG = "lexical.json"
 LEXICAL_WEIGHTS = "lexical.safetensors"
 FORMAT_VERSION = 1
 # Words and word pairs. Character 3-5-grams as well (the TF-IDF baseline's, which catch words under their
-# clitics) tagged no better next to the rule features and took five times as long per article, which on the
-# shipped model's small encoder cost a quarter of the service's throughput (training/RECIPES.md, section 6).
+# clitics) tagged no better next to the rule features and made `naba predict` with the shipped model's small
+# encoder much slower (training/RECIPES.md, section 6).
 VECTORIZERS: tuple[dict[str, Any], ...] = ({"analyzer": "word", "ngram_range": (1, 2)},)
 
 

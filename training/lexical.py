@@ -2,8 +2,8 @@
 training articles, one logistic regression per label.
 
 `naba train --lexical` fits it once the network is trained, on the same labelled records; then each label's
-lexical weight, its calibration and its thresholds are tuned on dev (`training.tuning`). `bench/quality.py`'s
-TF-IDF + LR baselines are `fit_logistic` over the same features.
+lexical weight (1 without dev data), its calibration and its thresholds are tuned on dev (`training.tuning`).
+`bench/quality.py`'s TF-IDF + LR baselines are `fit_logistic` over word and character n-grams.
 """
 
 from __future__ import annotations
