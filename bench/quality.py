@@ -1,6 +1,6 @@
 """Tagging and summary quality of Naba models against simple baselines, on the same splits, in one run.
 
-Tagging (trained on `labelled/train.jsonl`, measured on `labelled/dev.jsonl`):
+Tagging (trained on `labelled/train.jsonl` or the `--train` files, measured on `labelled/dev.jsonl`):
   keyword rules   regular expressions written from the annotation guide, no training
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
