@@ -324,11 +324,20 @@ def write_checksums(path: Path) -> None:
     (path / CHECKSUMS).write_text(json.dumps(sums, indent=2), "utf-8")
 
 
+def read_checksums(path: Path) -> dict[str, str]:
+    """The `checksums.json` of an artifact or of its ONNX export: file name -> sha256.
+
+    Raises:
+        OSError: it is missing or cannot be read. ValueError: it is not JSON.
+    """
+    return json.loads((path / CHECKSUMS).read_text("utf-8"))
+
+
 def verify_checksums(path: Path) -> None:
     """Refuse an artifact whose files differ from what training wrote (a torn copy, a swapped file)."""
     if not (path / CHECKSUMS).is_file():
         raise ArtifactError(f"{path} has no {CHECKSUMS}; it was not written by save_artifact")
-    expected: dict[str, str] = json.loads((path / CHECKSUMS).read_text("utf-8"))
+    expected = read_checksums(path)
     for name, digest in expected.items():
         file = path / name
         if not file.is_file():

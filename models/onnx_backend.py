@@ -47,6 +47,7 @@ from models.artifacts import (
     WEIGHTS,
     atomic_directory,
     load_artifact,
+    read_checksums,
     sha256_file,
     verify_checksums,
     write_checksums,
@@ -277,7 +278,7 @@ def load_onnx_encoder(
         raise ArtifactError(
             f"{artifact_dir} has no ONNX export ({ONNX_DIR}/{name}); run `naba export --model {artifact_dir}{flag}`"
         )
-    listed = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8")) if (onnx_dir / CHECKSUMS).is_file() else {}
+    listed = read_checksums(onnx_dir) if (onnx_dir / CHECKSUMS).is_file() else {}
     if name not in listed or EXPORT_INFO not in listed:
         raise ArtifactError(f"{onnx_dir} has no checksum for {name} or {EXPORT_INFO}; rerun `naba export`")
     verify_checksums(onnx_dir)
@@ -307,7 +308,7 @@ def matching_export(artifact_dir: str | Path) -> str | None:
     artifact_dir = Path(artifact_dir)
     onnx_dir = artifact_dir / ONNX_DIR
     try:
-        listed = json.loads((onnx_dir / CHECKSUMS).read_text("utf-8"))
+        listed = read_checksums(onnx_dir)
         info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
         own_weights = _exported_from_own_weights(artifact_dir, info)
     except (OSError, ValueError):
@@ -320,9 +321,7 @@ def matching_export(artifact_dir: str | Path) -> str | None:
 
 def _exported_from_own_weights(artifact_dir: Path, info: dict[str, Any]) -> bool:
     """Whether an export's `export.json` names the weights the artifact's checksums list."""
-    return info.get("weights_sha256") == json.loads((artifact_dir / CHECKSUMS).read_text("utf-8")).get(
-        WEIGHTS
-    )
+    return info.get("weights_sha256") == read_checksums(artifact_dir).get(WEIGHTS)
 
 
 def export_is_current(onnx_dir: str | Path) -> bool:

@@ -115,12 +115,12 @@ def model_identity(model_dir: str | Path) -> dict[str, str] | None:
 
     Returns None when the artifact cannot be read: loading it will say why.
     """
-    from models.artifacts import CHECKSUMS, NABA_CONFIG, WEIGHTS
+    from models.artifacts import NABA_CONFIG, WEIGHTS, read_checksums
 
     path = Path(model_dir)
     try:
         config = json.loads((path / NABA_CONFIG).read_text("utf-8"))
-        sums = json.loads((path / CHECKSUMS).read_text("utf-8"))
+        sums = read_checksums(path)
         return {
             "name": str(config["name"]),
             "version": str(config["version"]),
