@@ -152,6 +152,14 @@ def check_run(
         DataError: the input is missing or of an unknown type.
         ResumeRefusedError: the existing output is not Naba results or was made with other settings.
     """
+    return _check_run(input_path, output_path, errors_path, settings)[0]
+
+
+def _check_run(
+    input_path: Path, output_path: Path, errors_path: Path | None, settings: Mapping[str, Any] | None
+) -> tuple[Path, dict[str, Any] | None]:
+    """`check_run`, also returning the existing output's manifest (None when there is no output or none), so
+    that `run_batch` reads it once."""
     errors_path = errors_path or default_errors_path(output_path)
     manifest = manifest_path(output_path)
     if output_path.name.endswith(".gz"):
@@ -166,13 +174,14 @@ def check_run(
         if not path.parent.is_dir():
             raise BatchUsageError(f"{path}: directory {path.parent} does not exist")
     check_data_file(input_path)
+    recorded = None
     if _has_content(output_path):
         recorded = _read_manifest(manifest)
         if recorded is None:
             _check_looks_like_results(output_path)
         elif settings is not None:
             _check_same_settings(output_path, manifest, recorded, settings)
-    return errors_path
+    return errors_path, recorded
 
 
 def run_batch(
@@ -231,10 +240,9 @@ def run_batch(
     check_options(summary_sentences, summary_ratio, operating_point)  # before any file is touched
     options = Options(summary_sentences, summary_ratio, operating_point)
     settings = run_settings(model, options)
-    errors_path = check_run(input_path, output_path, errors_path, settings)
+    errors_path, previous = _check_run(input_path, output_path, errors_path, settings)
     rows = iter_rows(input_path, default_id_prefix=DEFAULT_ID_PREFIX, articles_only=True)
     manifest = manifest_path(output_path)
-    previous = _read_manifest(manifest) if _has_content(output_path) else None
     done = _load_done_ids(output_path)
     if done:
         logger.info("resuming %s: %d articles already there are skipped", output_path, len(done))
