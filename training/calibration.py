@@ -49,6 +49,15 @@ def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
+def platt_log_loss(logits: np.ndarray, truth: np.ndarray) -> float:
+    """The mean log loss of one label's `fit_platt` probabilities on the data it was fitted to (with the
+    plain 0/1 targets): how well Platt-scaled `logits` explain `truth`. `training.tuning` compares candidate
+    logits by it."""
+    a, b = fit_platt(logits, truth)
+    s = a * np.asarray(logits, dtype=float) + b
+    return float(np.mean(np.logaddexp(0.0, s) - np.asarray(truth, dtype=float) * s))  # never overflows
+
+
 def _fit(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float, bool]:
     """`fit_platt`'s `(a, b)` and whether Newton converged (True for the identity kept on purpose)."""
     z = np.asarray(logits, dtype=float)

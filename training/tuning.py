@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from models.predictor import Predictor, Scores
-from training.calibration import fit_calibration, fit_platt
+from training.calibration import fit_calibration, platt_log_loss
 from training.data import Record
 from training.metrics import tune_thresholds
 
@@ -75,7 +75,7 @@ def tune_lexical_weights(predictor: Predictor, scores: list[Scores], truth: np.n
                 "no positive or no negative %s on dev: its lexical weight stays %g", label, weights[k]
             )
             continue
-        losses = [_platt_log_loss(network[:, k] + w * lexical[:, k], y) for w in LEXICAL_WEIGHT_GRID]
+        losses = [platt_log_loss(network[:, k] + w * lexical[:, k], y) for w in LEXICAL_WEIGHT_GRID]
         weights[k] = LEXICAL_WEIGHT_GRID[int(np.argmin(losses))]
     predictor.config.lexical_weights = [float(w) for w in weights]
     logger.info(
@@ -83,12 +83,6 @@ def tune_lexical_weights(predictor: Predictor, scores: list[Scores], truth: np.n
         dict(zip(predictor.labels, predictor.config.lexical_weights, strict=True)),
     )
     return network + weights * lexical
-
-
-def _platt_log_loss(logits: np.ndarray, truth: np.ndarray) -> float:
-    a, b = fit_platt(logits, truth)
-    p = np.clip(0.5 * (1.0 + np.tanh(0.5 * (a * logits + b))), 1e-12, 1 - 1e-12)
-    return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log1p(-p)))
 
 
 def dev_scores(predictor: Predictor, records: list[Record], batch_size: int = 64) -> list[Scores]:
