@@ -141,7 +141,7 @@ def _iter_file(
                         raise _Invalid(row)
                     if articles_only:
                         row = {key: row[key] for key in ARTICLE_FIELDS if key in row}
-                    record = _build_record(row, line, known, prefix)
+                    record = _build_record(row, line, known, prefix, f"{where}:{line}")
                     if record.id in first_line:
                         message = f"duplicate id {record.id!r} (first on line {first_line[record.id]})"
                         raise _Invalid(message, record.id)
@@ -326,9 +326,11 @@ def _csv_to_json(row: dict[str, str]) -> dict[str, Any] | str:
     return out
 
 
-def _build_record(row: dict[str, Any], line: int, known: frozenset[str] | None, prefix: str | None) -> Record:
+def _build_record(
+    row: dict[str, Any], line: int, known: frozenset[str] | None, prefix: str | None, where: str
+) -> Record:
     """Check one row's fields and build its `Record`; raise `_Invalid` naming the first problem (and the id,
-    once it is known)."""
+    once it is known). `where` (file:line) names the row in warnings."""
     record_id = _integer_as_text(row.get("id"))
     if record_id is not None and not isinstance(record_id, str):
         raise _Invalid(f"'id' must be a string, got {_type_name(record_id)}")
@@ -354,7 +356,7 @@ def _build_record(row: dict[str, Any], line: int, known: frozenset[str] | None, 
             title=title,
             labels=labels,
             summary=_optional_str("summary", row.get("summary")),
-            evidence=_evidence(row.get("evidence"), labels, text),
+            evidence=_evidence(row.get("evidence"), labels, text, where),
         )
     except _Invalid as exc:
         raise _Invalid(str(exc), record_id) from None
@@ -402,18 +404,28 @@ def _labels(value: Any, known: frozenset[str] | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def _evidence(value: Any, labels: tuple[str, ...] | None, text: str) -> dict[str, str] | None:
-    """Evidence must quote the text verbatim for one of the row's labels: the predictor points at it."""
+def _evidence(value: Any, labels: tuple[str, ...] | None, text: str, where: str) -> dict[str, str] | None:
+    """Evidence quotes the text verbatim for one of the row's labels: the predictor points at it.
+
+    A quote that is not in the text (annotators sometimes quote the title, or paraphrase) is dropped with a
+    warning naming the file and line: the row's labels are still right, and refusing the whole file for it
+    would lose every other article. A quote for a label the row lacks is an error: the labels are in doubt.
+    """
     if value is None:
         return None
     if not isinstance(value, dict) or not all(isinstance(q, str) for q in value.values()):
         raise _Invalid(f"'evidence' must be an object of label to quote, got {_describe(value)}")
+    kept = {}
     for label, quote in value.items():
         if labels is None or label not in labels:
             raise _Invalid(f"'evidence' has a quote for {label!r}, which is not among the row's labels")
-        if not quote.strip() or quote not in text:
-            raise _Invalid(f"'evidence' for {label!r} is not a verbatim quote of the text")
-    return dict(value)
+        if quote.strip() and quote in text:
+            kept[label] = quote
+        else:
+            logger.warning(
+                "%s: 'evidence' for %r is not a verbatim quote of the text: quote dropped", where, label
+            )
+    return kept
 
 
 def _type_name(value: Any) -> str:

@@ -88,7 +88,6 @@ def test_iter_rows_is_lazy(tmp_path: Path) -> None:
         (_row(id="a2", labels=["attack"], evidence={"attack": 1}), "'evidence' must be an object"),
         (_row(id="a2", labels=[], evidence={"attack": QUOTE}), "not among the row's labels"),
         (_row(id="a2", evidence={"attack": QUOTE}), "not among the row's labels"),
-        (_row(id="a2", labels=["attack"], evidence={"attack": "ليس في النص"}), "not a verbatim quote"),
         (json.dumps({"text": TEXT}), "'id' is missing or empty"),
         (_row(id=" "), "'id' is missing or empty"),
         (_row(id=1.5), "'id' must be a string, got number"),
@@ -108,6 +107,18 @@ def test_bad_row_is_reported_with_file_and_line(tmp_path: Path, line: str, messa
     assert re.search(f"^{re.escape(str(path))}:2: .*{message}", str(error))
     with pytest.raises(DataError, match=f"{re.escape(str(path))}:2: .*{message}"):
         read_records([path], known_labels=LABELS)
+
+
+def test_a_quote_not_in_the_text_is_dropped_and_the_labels_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    evidence = {"attack": "ليس في النص", "joint_operation": QUOTE}
+    path = _write(tmp_path / "a.jsonl", _row(labels=["attack", "joint_operation"], evidence=evidence))
+    with caplog.at_level("WARNING", logger="training.data"):
+        (record,) = read_records([path], known_labels=LABELS)
+    assert record.labels == ("attack", "joint_operation")
+    assert record.evidence == {"joint_operation": QUOTE}
+    assert f"{path}:1: 'evidence' for 'attack' is not a verbatim quote" in caplog.text
 
 
 def test_bad_utf8_spoils_only_its_line(tmp_path: Path) -> None:
@@ -298,7 +309,7 @@ def test_articles_only_ignores_training_fields(tmp_path: Path) -> None:
     path = _write(
         tmp_path / "a.jsonl",
         _row(id="l1", labels="attack"),
-        _row(id="l2", labels=["attack"], evidence={"attack": "ليس في النص"}),
+        _row(id="l2", labels=["attack"], evidence={"joint_operation": QUOTE}),
         _row(id="l3", labels=["attack", "attack"]),
         _row(id="l4", summary=["x"]),
         _row(id="l5", title=2024),
@@ -439,12 +450,15 @@ def test_reads_shared_data() -> None:
     if not (data / "labelled" / "train.jsonl").is_file():
         pytest.skip(f"no shared data at {data} (set NABA_DATA_DIR)")
     train = read_records([data / "labelled" / "train.jsonl"], known_labels=LABELS)
-    assert len(train) == 299
+    assert len(train) == 613
     assert label_set(train) == list(LABELS)
-    assert all(r.labels is not None and set(r.evidence or {}) == set(r.labels) for r in train)
+    assert all(r.labels is not None for r in train)
+    # Every label is quoted, but for one attack quote (line 603) that paraphrases the title: dropped.
+    unquoted = [(r.id, set(r.labels or ()) - set(r.evidence or {})) for r in train]
+    assert [labels for _, labels in unquoted if labels] == [{"attack"}]
     counts = {label: sum(label in (r.labels or ()) for r in train) for label in LABELS}
-    assert counts == {"attack": 89, "coordination_centre": 22, "joint_operation": 80}
-    assert sum(not r.labels for r in train) == 154
+    assert counts == {"attack": 200, "coordination_centre": 33, "joint_operation": 215}
+    assert sum(not r.labels for r in train) == 255
     summaries = read_records([data / "summaries" / "bbc_dev.jsonl"])
     assert len(summaries) == 333
     assert all(r.labels is None and r.summary for r in summaries)
