@@ -87,6 +87,9 @@ class NabaConfig:
     # Per label, how much the lexical head's logit (`models.lexical`) adds to the network's article logit, tuned
     # on dev with the calibration (`training.tuning`). Empty: the artifact has no lexical head.
     lexical_weights: list[float] = field(default_factory=list)
+    # What the calibration, thresholds and lexical weights were fitted on, for the card: the dev set, or the
+    # out-of-fold scores of a cross-validation (`naba train --cv`). Empty: not recorded.
+    tuned_on: str = ""
     data_hash: str | None = None
     metrics: dict[str, Any] | None = None
     training: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +228,7 @@ def update_metrics(path: str | Path, metrics: dict[str, Any], decisions: NabaCon
         config.thresholds = list(decisions.thresholds)
         config.operating_points = {point: list(t) for point, t in decisions.operating_points.items()}
         config.lexical_weights = list(decisions.lexical_weights)
+        config.tuned_on = decisions.tuned_on
     with atomic_directory(path, replace=True) as tmp:
         for item in path.iterdir():
             if item.is_dir():

@@ -46,8 +46,9 @@ def _decisions(config: NabaConfig) -> str:
             f"`{lbl}` {p['scale']:.3f}/{p['bias']:+.3f}" for lbl, p in config.calibration.items()
         )
         calibration = (
-            "- Scores are calibrated on the dev set with per-label Platt scaling, "
-            f"`sigmoid(scale × logit + bias)` (scale/bias: {params})."
+            f"- Scores are calibrated on {config.tuned_on or 'the dev set'} with per-label Platt scaling, "
+            f"`sigmoid(scale × logit + bias)` (scale/bias: {params}); the thresholds below, and the lexical "
+            "weights if any, were tuned on the same scores."
         )
     else:
         calibration = "- Scores are not calibrated (plain sigmoid of the model's logits)."
@@ -82,8 +83,35 @@ def _lexical_line(config: NabaConfig) -> str:
     return (
         "- Lexical head: TF-IDF over word 1-2-grams plus the guide's rule features, one "
         "logistic regression per label fitted on the labelled training articles; its logits add to the "
-        f"network's, weighted per label as tuned on dev ({weights})."
+        f"network's, weighted per label as tuned with the calibration ({weights})."
     )
+
+
+def _cross_validation(metrics: dict[str, Any]) -> str:
+    """The cross-validated tagging figures (`training.cross_validation.cross_validated_metrics`), if any."""
+    cv = metrics.get("cross_validation")
+    if not cv:
+        return ""
+    lines = [
+        "",
+        f"## Cross-validation ({cv['folds']} folds, {cv['articles']} labelled training articles)",
+        "",
+        "Each article scored by the fold model that did not train on it, at the tuned balanced thresholds.",
+        "",
+        "| label | F1 (pooled) | F1 per fold, mean ± std | precision | recall | support |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for label, m in cv["pooled"]["per_label"].items():
+        spread = f"{cv['f1_mean_per_label'][label]:.3f} ± {cv['f1_std_per_label'][label]:.3f}"
+        lines.append(
+            f"| {label} | {m['f1']:.3f} | {spread} | {m['precision']:.3f} | {m['recall']:.3f} | {m['support']} |"
+        )
+    lines += [
+        "",
+        f"macro-F1 {cv['pooled']['macro_f1']:.3f} pooled; per fold {cv['macro_f1_mean']:.3f} ± "
+        f"{cv['macro_f1_std']:.3f} ({', '.join(f'{m:.3f}' for m in cv['macro_f1_per_fold'])})",
+    ]
+    return "\n".join(lines)
 
 
 def render_card(config: NabaConfig) -> str:
@@ -111,6 +139,7 @@ def render_card(config: NabaConfig) -> str:
 Evaluated on: {metrics.get("data", "not recorded")}
 
 {_metrics_table(metrics)}
+{_cross_validation(metrics)}
 
 ## Training
 

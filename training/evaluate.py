@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if not any(r.labels is not None for r in records):
             parser.error("--retune needs labelled articles in --data")
         tune_on_dev(predictor, records)
+        predictor.config.tuned_on = ", ".join(args.data)
     scored = score_records(predictor, records, args.summary_sentences)
     metrics = compute_metrics(predictor, records, scored, args.summary_sentences)
     metrics["data"] = ", ".join(args.data)

@@ -24,16 +24,18 @@ from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, Tr
 from models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
 from models.encoding import EncodedArticle, WindowConfig, collate, encode_article
 from models.errors import ArtifactError, DataError
+from models.lexical import LexicalHead
 from models.modeling import HeadConfig, NabaModel
-from models.predictor import Predictor, resolve_device
+from models.predictor import Predictor, Scores, resolve_device
 from models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
 from models.results import Article
 from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
+from training.cross_validation import OutOfFold, cross_validated_metrics, fold_indices
 from training.data import Record, data_hash, label_set, read_records, to_dataset
 from training.evaluate import evaluate, evidence_hit
 from training.lexical import fit_lexical_head
 from training.rouge import oracle_indices
-from training.tuning import OPERATING_POINT_BETAS, tune_on_dev
+from training.tuning import OPERATING_POINT_BETAS, dev_scores, truth_matrix, tune_on_dev, tune_on_scores
 from training.weak import LabelModel
 
 logger = logging.getLogger(__name__)
@@ -128,6 +130,18 @@ class DataArguments:
         default=3, metadata={"help": "Most oracle sentences per reference summary."}
     )
     eval_summary_sentences: int = field(default=1, metadata={"help": "Summary length for dev ROUGE."})
+    cv: int = field(
+        default=0,
+        metadata={
+            "help": "Tune calibration, thresholds and lexical weights on out-of-fold scores of K-fold "
+            "cross-validation over the labelled training articles (K more trainings), not on dev; dev, if given, "
+            "is then only a report. 0: tune on dev."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.cv == 1 or self.cv < 0:
+            raise ValueError(f"--cv takes 0 (tune on dev) or a number of folds of at least 2, got {self.cv}")
 
 
 class TrainingCollator:
@@ -336,30 +350,36 @@ def encode_records(
     return dataset.map(encode, remove_columns=columns, desc="encoding articles")
 
 
-def main(argv: list[str] | None = None) -> Path:
-    model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
-    output = check_output(data_args, model_args)
+@dataclass
+class Fitted:
+    """A trained network, its tokenizer and how it reads articles, plus its lexical head when asked for."""
+
+    model: NabaModel
+    tokenizer: Any
+    labels: list[str]
+    base_model: str
+    window: WindowConfig
+    preprocess: PreprocessConfig
+    lexical: LexicalHead | None
+    train_loss: float
+    train_seconds: float
+
+
+def fit(
+    records: list[Record],
+    label_records: list[Record],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+) -> Fitted:
+    """Train one model on `records`: a fresh head on the base encoder, or the `--init-from` artifact with
+    its head grown; then its lexical head. The label set is chosen from `label_records`, so that every fold of
+    a cross-validation has the final model's labels. Seeded, so a fold and the final model start alike."""
     set_seed(training_args.seed)
-    logger.info("model arguments %s", model_args)
-    logger.info("data arguments %s", data_args)
-
-    # Data: validated up front, so a bad line fails here with its file and line, not mid-training.
-    train_records = read_records(data_args.train, known_labels=model_args.labels)
-    dev_records = read_records(data_args.dev, known_labels=model_args.labels) if data_args.dev else []
-    read = len(train_records)
-    if same_files(data_args.train, data_args.dev or []):
-        logger.warning("the dev files are the training files: dev metrics and thresholds are training ones")
-    else:
-        train_records = drop_dev_overlap(train_records, dev_records)
-    dropped = read - len(train_records)
-    if data_args.max_train_samples:
-        train_records = train_records[: data_args.max_train_samples]
-
-    # Model: a fresh head on a pretrained encoder, or the previous artifact with its head grown.
     if model_args.init_from:
         model, tokenizer, previous = load_artifact(model_args.init_from)
         model_args.lexical = model_args.lexical or bool(previous.lexical_weights)
-        labels = choose_labels(train_records, model_args.labels, previous.labels)
+        labels = choose_labels(label_records, model_args.labels, previous.labels)
         model.grow_labels(previous.labels, labels)
         model.heads = replace(model.heads, **loss_weights(model_args))
         if model_args.rule_features or model.heads.rule_features:  # recomputed by this version's rules
@@ -369,7 +389,7 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_args.base_model, trust_remote_code=False)
         encoder = AutoModel.from_pretrained(model_args.base_model, trust_remote_code=False)
-        labels = choose_labels(train_records, model_args.labels, None)
+        labels = choose_labels(label_records, model_args.labels, None)
         model = NabaModel(
             encoder,
             HeadConfig(
@@ -389,12 +409,12 @@ def main(argv: list[str] | None = None) -> Path:
             "rule features: %d labelling functions, rules version %s", len(rule_features), RULES_VERSION
         )
         if not model_args.init_from:
-            rule_head_from_label_model(model, labels, train_records)
+            rule_head_from_label_model(model, labels, records)
 
     train_set = encode_records(
-        train_records, labels, tokenizer, preprocess, window, model_args, data_args, rule_features
+        records, labels, tokenizer, preprocess, window, model_args, data_args, rule_features
     )
-    with work_directory(output, "train") as workdir:
+    with work_directory(Path(data_args.output).resolve(), "train") as workdir:
         training_args.output_dir = str(workdir)
         trainer = Trainer(
             model=model,
@@ -402,47 +422,131 @@ def main(argv: list[str] | None = None) -> Path:
             train_dataset=train_set,
             data_collator=TrainingCollator(tokenizer.pad_token_id, model.heads.max_positions),
         )
-        train_result = trainer.train()
-    lexical = fit_lexical_head(train_records, labels) if model_args.lexical else None
+        result = trainer.train()
+    lexical = fit_lexical_head(records, labels) if model_args.lexical else None
+    return Fitted(
+        model, tokenizer, labels, base_model, window, preprocess, lexical,
+        result.training_loss, result.metrics.get("train_runtime", 0.0),
+    )  # fmt: skip
 
-    config = NabaConfig(
+
+def untuned_config(fitted: Fitted, model_args: ModelArguments) -> NabaConfig:
+    """The artifact config of a fitted model before any decision is tuned: every threshold 0.5, no
+    calibration, each lexical weight 1."""
+    labels = fitted.labels
+    return NabaConfig(
         labels=labels,
-        thresholds=[0.5] * len(labels),  # until tuned on dev
+        thresholds=[0.5] * len(labels),
         operating_points={point: [0.5] * len(labels) for point in OPERATING_POINT_BETAS},
-        base_model=base_model,
-        window=window,
-        heads=model.heads,
-        preprocessing=preprocess,
+        base_model=fitted.base_model,
+        window=fitted.window,
+        heads=fitted.model.heads,
+        preprocessing=fitted.preprocess,
         name=model_args.name,
         version=model_args.version or datetime.now(UTC).strftime("%Y%m%d-%H%M%S"),
         description=model_args.description,
-        data_hash=data_hash([*data_args.train, *(data_args.dev or [])]),
-        training={
-            **{k: v for k, v in asdict(model_args).items() if v is not None},
-            # What the loss used: given on the command line, or kept from the --init-from artifact.
-            "summary_weight": model.heads.summary_weight,
-            "evidence_weight": model.heads.evidence_weight,
-            "train_files": data_args.train,
-            "dev_files": data_args.dev,
-            "train_articles": len(train_records),
-            "dev_articles_dropped_from_train": dropped,
-            "epochs": training_args.num_train_epochs,
-            "learning_rate": training_args.learning_rate,
-            "batch_size": training_args.per_device_train_batch_size,
-            "seed": training_args.seed,
-            "train_loss": round(train_result.training_loss, 4),
-            "train_seconds": round(train_result.metrics.get("train_runtime", 0.0), 1),
-        },
+        lexical_weights=[1.0] * len(labels) if fitted.lexical is not None else [],
     )
-    # fp32 whatever the device: the metrics then score the weights being saved, and the model is not cast to
-    # half precision in place before `save_artifact` writes it.
-    config.lexical_weights = [1.0] * len(labels) if lexical is not None else []  # until tuned on dev
-    predictor = Predictor(model, tokenizer, config, resolve_device("auto"), dtype="float32", lexical=lexical)
-    if dev_records:
+
+
+def predictor_for(fitted: Fitted, config: NabaConfig) -> Predictor:
+    """A predictor over a fitted model, in fp32 whatever the device: metrics and tuned decisions then score
+    the weights being saved, and the model is not cast in place before `save_artifact` writes it."""
+    return Predictor(
+        fitted.model,
+        fitted.tokenizer,
+        config,
+        resolve_device("auto"),
+        dtype="float32",
+        lexical=fitted.lexical,
+    )
+
+
+def cross_validate(
+    records: list[Record],
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+) -> OutOfFold:
+    """Train one model per fold on the other folds (plus every record without labels: summary pairs), and
+    score the fold's labelled articles with it. No model ever scores an article it trained on."""
+    labelled = [r for r in records if r.labels is not None]
+    unlabelled = [r for r in records if r.labels is None]
+    folds = fold_indices(labelled, data_args.cv, training_args.seed)
+    scores: list[Scores | None] = [None] * len(labelled)
+    for n, held in enumerate(folds, start=1):
+        held_out = set(held)
+        logger.info("cross-validation: fold %d of %d, %d articles held out", n, len(folds), len(held))
+        part = [r for i, r in enumerate(labelled) if i not in held_out] + unlabelled
+        fitted = fit(part, records, model_args, data_args, training_args)
+        predictor = predictor_for(fitted, untuned_config(fitted, model_args))
+        for i, score in zip(held, dev_scores(predictor, [labelled[i] for i in held]), strict=True):
+            scores[i] = score
+        del fitted, predictor
+    return OutOfFold(labelled, [s for s in scores if s is not None], folds)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
+    output = check_output(data_args, model_args)
+    logger.info("model arguments %s", model_args)
+    logger.info("data arguments %s", data_args)
+
+    # Data: validated up front, so a bad line fails here with its file and line, not mid-training.
+    train_records = read_records(data_args.train, known_labels=model_args.labels)
+    dev_records = read_records(data_args.dev, known_labels=model_args.labels) if data_args.dev else []
+    read = len(train_records)
+    if same_files(data_args.train, data_args.dev or []):
+        logger.warning("the dev files are the training files: dev metrics and thresholds are training ones")
+    else:
+        train_records = drop_dev_overlap(train_records, dev_records)
+    dropped = read - len(train_records)
+    if data_args.max_train_samples:
+        train_records = train_records[: data_args.max_train_samples]
+
+    oof = cross_validate(train_records, model_args, data_args, training_args) if data_args.cv else None
+    fitted = fit(train_records, train_records, model_args, data_args, training_args)
+    config = untuned_config(fitted, model_args)
+    config.data_hash = data_hash([*data_args.train, *(data_args.dev or [])])
+    config.training = {
+        **{k: v for k, v in asdict(model_args).items() if v is not None},
+        # What the loss used: given on the command line, or kept from the --init-from artifact.
+        "summary_weight": fitted.model.heads.summary_weight,
+        "evidence_weight": fitted.model.heads.evidence_weight,
+        "train_files": data_args.train,
+        "dev_files": data_args.dev,
+        "train_articles": len(train_records),
+        "dev_articles_dropped_from_train": dropped,
+        "epochs": training_args.num_train_epochs,
+        "learning_rate": training_args.learning_rate,
+        "batch_size": training_args.per_device_train_batch_size,
+        "seed": training_args.seed,
+        "train_loss": round(fitted.train_loss, 4),
+        "train_seconds": round(fitted.train_seconds, 1),
+    }
+    predictor = predictor_for(fitted, config)
+    cv_metrics = None
+    if oof is not None:
+        truth = truth_matrix(oof.records, fitted.labels)
+        logits = tune_on_scores(predictor, oof.scores, truth)
+        config.tuned_on = (
+            f"out-of-fold scores of {data_args.cv}-fold cross-validation over the {len(oof.records)} "
+            "labelled training articles"
+        )
+        cv_metrics = cross_validated_metrics(
+            predictor.probabilities(logits), truth, config.thresholds, oof.folds, fitted.labels
+        )
+    elif dev_records:
         tune_on_dev(predictor, dev_records)
+        config.tuned_on = f"the dev set ({', '.join(data_args.dev or [])})"
+    if dev_records:
         config.metrics = evaluate(predictor, dev_records, data_args.eval_summary_sentences)
         config.metrics["data"] = ", ".join(data_args.dev or [])
-    saved = save_artifact(model, tokenizer, config, output, model_args.weights_dtype, lexical)
+    if cv_metrics is not None:
+        config.metrics = {**(config.metrics or {}), "cross_validation": cv_metrics}
+    saved = save_artifact(
+        fitted.model, fitted.tokenizer, config, output, model_args.weights_dtype, fitted.lexical
+    )
     if model_args.export != "none":
         from models.onnx_backend import export_onnx  # ONNX Runtime is only imported when used
 

@@ -1,9 +1,9 @@
-"""Decisions tuned on dev: each label's lexical weight (for a model with a lexical head) and calibration, then
-its thresholds for every operating point.
+"""Decisions tuned on held-out scores: each label's lexical weight (for a model with a lexical head) and
+calibration, then its thresholds for every operating point.
 
-`naba train` tunes a new model this way at the end of training, and `naba evaluate --retune` re-tunes an
-existing one on other labelled data (a new dev set, a relabelled one) without retraining its weights. Both go
-through `tune_on_dev`, so a re-tuned model is decided exactly as a freshly trained one.
+The scores are either the model's own on a dev set (`tune_on_dev`: `naba evaluate --retune`, and `naba train
+--dev` without `--cv`) or out-of-fold scores from cross-validation (`naba train --cv K`: each article scored by
+a model that did not train on it). Both go through `tune_on_scores`, so every model is decided the same way.
 """
 
 from __future__ import annotations
@@ -26,22 +26,34 @@ LEXICAL_WEIGHT_GRID = np.arange(0.0, 4.0 + 1e-9, 0.25)
 
 
 def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
-    """Calibrate the predictor and tune its thresholds on the labelled dev articles, in place.
+    """Calibrate the predictor and tune its thresholds on the labelled dev articles, in place."""
+    labelled = [r for r in records if r.labels is not None]
+    if labelled:
+        tune_on_scores(predictor, dev_scores(predictor, labelled), truth_matrix(labelled, predictor.labels))
+
+
+def truth_matrix(records: list[Record], labels: list[str]) -> np.ndarray:
+    """The labelled records' gold labels, (n, K) 0/1 in `labels` order."""
+    return np.array([[float(lbl in (r.labels or ())) for lbl in labels] for r in records]).reshape(
+        -1, len(labels)
+    )
+
+
+def tune_on_scores(predictor: Predictor, scores: list[Scores], truth: np.ndarray) -> np.ndarray:
+    """Decide the predictor's calibration and thresholds from held-out `scores` of articles with gold
+    labels `truth`, in place; return their logits as the tuned model sums them.
 
     With a lexical head, each label's lexical weight comes first (`tune_lexical_weights`). Then each label's
     Platt scaling is fitted to the raw logits (`training.calibration`); then, on the calibrated
     probabilities, each label's threshold that maximises F1 (`thresholds`, the balanced point) and those that
-    maximise F0.5 and F2 (`operating_points`: precision and recall).
+    maximise F0.5 and F2 (`operating_points`: precision and recall). The scores must have been computed with
+    the lexical weights the predictor holds (each label's network logit is recovered from them).
     """
-    labelled = [r for r in records if r.labels is not None]
-    if not labelled:
-        return
     labels = predictor.labels
-    truth = np.array([[float(lbl in (r.labels or ())) for lbl in labels] for r in labelled])
     if predictor.lexical is None:
-        logits = dev_logits(predictor, labelled)
+        logits = np.stack([s.label_logits for s in scores])
     else:
-        logits = tune_lexical_weights(predictor, dev_scores(predictor, labelled), truth)
+        logits = tune_lexical_weights(predictor, scores, truth)
     predictor.config.calibration = fit_calibration(logits, truth, labels)
     probs = predictor.probabilities(logits)
 
@@ -51,8 +63,9 @@ def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
 
     predictor.config.thresholds = tuned(1.0)
     predictor.config.operating_points = {point: tuned(beta) for point, beta in OPERATING_POINT_BETAS.items()}
-    logger.info("calibration fitted on dev: %s", predictor.config.calibration)
-    logger.info("thresholds tuned on dev: %s", predictor.info["operating_points"])
+    logger.info("calibration fitted: %s", predictor.config.calibration)
+    logger.info("thresholds tuned: %s", predictor.info["operating_points"])
+    return logits
 
 
 def tune_lexical_weights(predictor: Predictor, scores: list[Scores], truth: np.ndarray) -> np.ndarray:
@@ -92,8 +105,3 @@ def dev_scores(predictor: Predictor, records: list[Record], batch_size: int = 64
         encoded = [predictor.encode(r.article) for r in records[start : start + batch_size]]
         scores += predictor.score(encoded)
     return scores
-
-
-def dev_logits(predictor: Predictor, records: list[Record], batch_size: int = 64) -> np.ndarray:
-    """The raw (uncalibrated) article logits of `records`, (n, K) in record order."""
-    return np.stack([s.label_logits for s in dev_scores(predictor, records, batch_size)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,9 +11,9 @@ from sklearn.metrics import fbeta_score
 
 from models.artifacts import NabaConfig, read_config
 from models.predictor import Predictor
-from training.data import Record, read_records
+from training.data import read_records
 from training.metrics import tune_thresholds
-from training.tuning import OPERATING_POINT_BETAS, dev_logits, tune_on_dev
+from training.tuning import OPERATING_POINT_BETAS, dev_scores, tune_on_dev, tune_on_scores
 
 # One label: scores 0.1 ... 0.9, positives mostly at the top.
 PROBS = np.arange(1, 10)[:, None] / 10
@@ -68,7 +69,7 @@ def test_tune_on_dev_fits_calibration_then_tunes_on_calibrated_scores(
     tune_on_dev(copy, records)
 
     assert set(config.calibration) == set(config.labels)
-    logits = dev_logits(copy, records)
+    logits = np.stack([s.label_logits for s in dev_scores(copy, records)])
     probs = copy.probabilities(logits)
     truth = np.array([[float(lbl in (r.labels or ())) for lbl in config.labels] for r in records])
     assert config.thresholds == tune_thresholds(probs, truth).tolist()  # stored as tuned, not rounded
@@ -76,9 +77,7 @@ def test_tune_on_dev_fits_calibration_then_tunes_on_calibrated_scores(
         assert config.operating_points[point] == tune_thresholds(probs, truth, beta=beta).tolist()
 
 
-def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(
-    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(predictor: Predictor) -> None:
     # Per label, a positive and a negative 1e-4 apart in logit, at the edge of the best range: a threshold
     # rounded to 4 decimals lands on the wrong side of one of them.
     rng = np.random.default_rng(0)
@@ -87,14 +86,11 @@ def test_stored_thresholds_keep_every_dev_decision_they_were_tuned_for(
     truth[: n // 2] = 1.0
     logits = np.where(truth > 0, 2.0, -2.0) + rng.normal(0.0, 0.3, (n, 3))
     logits[0], logits[n // 2] = 0.3, 0.2999  # the lowest-scored positive, the highest-scored negative
-    records = [
-        Record(f"r{i}", "نص", labels=tuple(predictor.labels) if row[0] else ()) for i, row in enumerate(truth)
-    ]
-    monkeypatch.setattr("training.tuning.dev_logits", lambda _predictor, _records: logits)
+    scores = [SimpleNamespace(label_logits=row, lexical_logits=None) for row in logits]
     config = NabaConfig.from_dict(predictor.config.to_dict())
     copy = Predictor(predictor.model, predictor.tokenizer, config, predictor.device)
 
-    tune_on_dev(copy, records)
+    tune_on_scores(copy, scores, truth)  # type: ignore[arg-type]
 
     probs = copy.probabilities(logits)  # float32, as served
     for point, beta in {"balanced": 1.0, **OPERATING_POINT_BETAS}.items():
