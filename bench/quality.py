@@ -4,7 +4,8 @@ Tagging (trained on `labelled/train.jsonl` or the `--train` files, measured on `
   keyword rules   regular expressions written from the annotation guide, no training
   weak labeller   `naba weak-label`'s labelling functions and label model (accuracies fitted on train)
   TF-IDF + LR     scikit-learn, word 1-2-grams and char 3-5-grams, one logistic regression per label,
-                  calibrated and thresholds tuned on dev exactly as `naba train` does Naba's
+                  calibrated and thresholds tuned exactly as `naba train` does Naba's: on dev, or with
+                  --cv K on out-of-fold scores of K-fold cross-validation over train
   + rule features TF-IDF + LR with one extra 0/1 feature per labelling function (did it fire); Naba's
                   lexical head (`naba train --lexical`) is this over word n-grams only
   each --model    a Naba artifact, through the same predictor the service uses
@@ -16,8 +17,8 @@ Tagging (trained on `labelled/train.jsonl` or the `--train` files, measured on `
                   (weak labels, --rule-features): what one source of training signal adds, against the plain
                   --fine-tune row
 Every row with probabilities also shows the mean expected calibration error (ECE): the weak labeller's and
-TF-IDF's are Platt-scaled on dev (`training.calibration`) as `naba train` scales Naba's, so the column
-compares like with like (and flatters all of them alike: it is measured on the data it was fitted on). Model
+TF-IDF's are Platt-scaled (`training.calibration`) as `naba train` scales Naba's, so the column compares like
+with like (without --cv it flatters all of them alike: it is measured on the data it was fitted on). Model
 rows also show the evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as
 served (the guide's rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
 
@@ -26,6 +27,7 @@ best single sentence, a ceiling) and each model at 1 and 3 sentences. Thresholds
 tuned row equally; the held-out test set decides.
 
     python bench/quality.py --model models/default
+    python bench/quality.py --cv 5 --model models/default     # every row decided by cross-validation on train
     python bench/quality.py --train ant_train.jsonl --model models/default --retune   # on the model's own data
     python bench/quality.py --fine-tune artifacts/pretrain/encoder --random-twin   # trains two models: slow
 """
@@ -39,6 +41,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -53,6 +56,7 @@ from models.preprocessing import FOLD_ALL, normalize, split_sentences
 from models.rules import rule_feature_names
 from training import weak
 from training.calibration import fit_calibration
+from training.cross_validation import fold_indices
 from training.data import Record, read_records
 from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
 from training.lexical import fit_logistic
@@ -94,45 +98,59 @@ def report_row(
     return row
 
 
-def dev_calibrated(logits: np.ndarray, y_dev: np.ndarray) -> np.ndarray:
-    """Probabilities Platt-scaled on dev, as `naba train` calibrates a Naba model (`training.calibration`):
-    without it a baseline's ECE would be compared with Naba's dev-calibrated one."""
-    return calibrated_probabilities(logits, fit_calibration(logits, y_dev, LABELS), LABELS)
-
-
 def keyword_rules(dev: list[Record]) -> np.ndarray:
     folded = [normalize(f"{r.title or ''} {r.text}", FOLD_ALL) for r in dev]
     patterns = {lbl: re.compile(normalize(p, FOLD_ALL)) for lbl, p in RULES.items()}
     return np.array([[int(bool(patterns[lbl].search(t))) for lbl in LABELS] for t in folded])
 
 
-def weak_labeller(train: list[Record], dev: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    """`naba weak-label`'s label model (guide rules, accuracies fitted on train) as a classifier: its
-    probabilities, calibrated and with thresholds tuned on dev like every other tuned row."""
+def weak_logits(train: list[Record], records: list[Record]) -> np.ndarray:
+    """`naba weak-label`'s label model (guide rules, accuracies fitted on `train`) as a classifier: the log
+    odds it gives each of `records`."""
     model = weak.LabelModel.fit(train)
-    votes = [weak.article_votes(r) for r in dev]
+    votes = [weak.article_votes(r) for r in records]
     raw = np.clip([[model.probability(v, lbl) for lbl in LABELS] for v in votes], 1e-12, 1 - 1e-12)
-    probs = dev_calibrated(np.log(raw) - np.log1p(-raw), truth(dev))
-    return (probs >= tune_thresholds(probs, truth(dev))).astype(int), probs
+    return np.log(raw) - np.log1p(-raw)
 
 
-def tfidf_lr(
-    train: list[Record], dev: list[Record], with_rules: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decisions at thresholds tuned on dev, and the probabilities (Platt-scaled on dev, as Naba's are).
-    The regressions of Naba's lexical head (`training.lexical`) over word and character n-grams; `with_rules`
-    adds the labelling functions' votes as features: what the guide's rules add to a bag of n-grams."""
+def tfidf_logits(train: list[Record], records: list[Record], with_rules: bool = False) -> np.ndarray:
+    """The logits of the regressions of Naba's lexical head (`training.lexical`) over word and character
+    n-grams, fitted on `train`; `with_rules` adds the labelling functions' votes as features: what the guide's
+    rules add to a bag of n-grams."""
     vectorizers = make_vectorizers(BASELINE_VECTORIZERS)
-    train_texts, dev_texts = [lexical_text(r) for r in train], [lexical_text(r) for r in dev]
+    train_texts, texts = [lexical_text(r) for r in train], [lexical_text(r) for r in records]
     x_train = sparse.hstack([v.fit_transform(train_texts) for v in vectorizers]).tocsr()
-    x_dev = featurize(vectorizers, dev_texts)
+    x = featurize(vectorizers, texts)
     if with_rules:
         x_train = sparse.hstack([x_train, rule_columns(train, rule_feature_names())]).tocsr()
-        x_dev = sparse.hstack([x_dev, rule_columns(dev, rule_feature_names())]).tocsr()
-    y_dev = truth(dev)
+        x = sparse.hstack([x, rule_columns(records, rule_feature_names())]).tocsr()
     weights, bias = fit_logistic(x_train, truth(train))
-    probs = dev_calibrated(np.asarray(x_dev @ weights.T) + bias, y_dev)
-    return (probs >= tune_thresholds(probs, y_dev)).astype(int), probs
+    return np.asarray(x @ weights.T) + bias
+
+
+Logits = Callable[[list[Record], list[Record]], np.ndarray]
+
+
+def decided(logits: Logits, train: list[Record], dev: list[Record], cv: int) -> tuple[np.ndarray, np.ndarray]:
+    """A baseline's dev decisions and calibrated probabilities, decided as a Naba model is: Platt scaling
+    (`training.calibration`) and F1-optimal thresholds fitted on out-of-fold scores of `cv`-fold
+    cross-validation over `train` (`training.cross_validation`, as `naba train --cv`), or on dev itself when
+    `cv` is 0 (optimistic, as every dev-tuned row is)."""
+    dev_logits = logits(train, dev)
+    if cv:
+        labelled = [r for r in train if r.labels is not None]
+        tune_logits = np.zeros((len(labelled), len(LABELS)))
+        for held in fold_indices(labelled, cv, seed=0):
+            held_out = set(held)
+            part = [r for i, r in enumerate(labelled) if i not in held_out]
+            tune_logits[held] = logits(part, [labelled[i] for i in held])
+        y_tune = truth(labelled)
+    else:
+        tune_logits, y_tune = dev_logits, truth(dev)
+    calibration = fit_calibration(tune_logits, y_tune, LABELS)
+    thresholds = tune_thresholds(calibrated_probabilities(tune_logits, calibration, LABELS), y_tune)
+    probs = calibrated_probabilities(dev_logits, calibration, LABELS)
+    return (probs >= thresholds).astype(int), probs
 
 
 def lead(records: list[Record], n: int) -> dict[str, float]:
@@ -171,11 +189,12 @@ def fine_tune(
     epochs: float,
     flags: list[str],
     seed: int = 0,
+    cv: int = 0,
 ) -> Path:
-    """`naba train` with the bench recipe (plus `flags`); thresholds are tuned on dev, as for the shipped
-    model."""
+    """`naba train` with the bench recipe (plus `flags`); decisions are tuned by `cv`-fold cross-validation,
+    or on dev when `cv` is 0."""
     args = ["--train", *map(str, train_files), "--dev", str(dev), "--base-model", str(encoder), *flags]
-    recipe = [*FINE_TUNE_ARGS, "--seed", str(seed), "--num_train_epochs", str(epochs)]
+    recipe = [*FINE_TUNE_ARGS, "--seed", str(seed), "--num_train_epochs", str(epochs), "--cv", str(cv)]
     return naba_train([*args, "--output", str(output), *recipe])
 
 
@@ -236,6 +255,15 @@ def main() -> None:
         "e.g. the ANT articles a shipped model was trained on, to compare it on the same data.",
     )
     parser.add_argument(
+        "--cv",
+        type=int,
+        default=0,
+        metavar="K",
+        help="Decide every baseline and --fine-tune row on out-of-fold scores of K-fold cross-validation over the "
+        "training data (`naba train --cv K`), never on dev: dev is then a report for every row alike. --model "
+        "rows keep the decisions they were trained with. 0: tune on dev.",
+    )
+    parser.add_argument(
         "--retune",
         action="store_true",
         help="Re-tune each --model's decisions (calibration, lexical weights, thresholds) on this dev set first, "
@@ -250,11 +278,14 @@ def main() -> None:
     y_dev = truth(dev)
     start = time.perf_counter()
 
+    def with_rules(part: list[Record], records: list[Record]) -> np.ndarray:
+        return tfidf_logits(part, records, with_rules=True)
+
     rows = [
         report_row("keyword rules", y_dev, keyword_rules(dev)),
-        report_row("weak labeller (guide rules)", y_dev, *weak_labeller(train, dev)),
-        report_row("TF-IDF + LR", y_dev, *tfidf_lr(train, dev)),
-        report_row("TF-IDF + LR + guide-rule features", y_dev, *tfidf_lr(train, dev, with_rules=True)),
+        report_row("weak labeller (guide rules)", y_dev, *decided(weak_logits, train, dev, args.cv)),
+        report_row("TF-IDF + LR", y_dev, *decided(tfidf_logits, train, dev, args.cv)),
+        report_row("TF-IDF + LR + guide-rule features", y_dev, *decided(with_rules, train, dev, args.cv)),
     ]
     summaries = [{"system": "Lead-1", **lead(bbc, 1)}, {"system": "Lead-3", **lead(bbc, 3)},
                  {"system": "Oracle-1 (best single sentence, a ceiling)", **oracle_1(bbc)}]  # fmt: skip
@@ -291,7 +322,9 @@ def main() -> None:
                 # An existing model is reused: rerun with other rows cheaply.
                 output = workdir / f"{key}{suffix}"
                 if not output.exists():
-                    fine_tune(base, train_files + files, dev_files, output, args.epochs, flags, args.seed)
+                    fine_tune(
+                        base, train_files + files, dev_files, output, args.epochs, flags, args.seed, args.cv
+                    )
                 models.append((name, output))
     models += [(str(path), path) for path in args.model]
     for label, path in models:
@@ -314,7 +347,8 @@ def main() -> None:
                 {"system": f"{name} @{n}", **evaluate(predictor, bbc, summary_sentences=n)["rouge"]}
             )
 
-    print(f"## Tagging: train {len(train)}, dev {len(dev)} articles (F1)\n")
+    decisions = f"{args.cv}-fold cross-validation on train" if args.cv else "dev"
+    print(f"## Tagging: train {len(train)}, dev {len(dev)} articles (F1; decisions tuned on {decisions})\n")
     columns = ["system", "macro_f1", "micro_f1", *LABELS, "ECE", "evidence", "evidence, head only"]
     print("| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns))
     for row in rows:

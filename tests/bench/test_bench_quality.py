@@ -1,5 +1,6 @@
 """`bench/quality.py`'s summary baselines (Lead-n, the Oracle-1 ceiling), its fine-tuning recipe and data (no
-dev article in the BBC pairs), and its baselines' dev calibration (so the ECE column compares alike)."""
+dev article in the BBC pairs), and its baselines' decisions: calibrated and thresholded on dev, or on
+out-of-fold scores with --cv, as `naba train` decides Naba's."""
 
 from __future__ import annotations
 
@@ -72,25 +73,46 @@ def _tiny_split() -> tuple[list[Record], list[Record]]:
 def test_baseline_probabilities_are_calibrated_on_dev_like_naba(
     baseline: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Naba's ECE is measured on scores Platt-scaled on dev; the baselines' must be too, to compare alike.
+    # Without --cv, Naba's ECE is measured on scores Platt-scaled on dev; the baselines' must be too.
     calls: list[np.ndarray] = []
 
-    def calibrated(logits: np.ndarray, y_dev: np.ndarray) -> np.ndarray:
-        calls.append(y_dev)
-        return np.full(logits.shape, 0.25)
+    def fit(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> dict:
+        calls.append(y)
+        return {}
 
-    monkeypatch.setattr(quality, "dev_calibrated", calibrated)
+    monkeypatch.setattr(quality, "fit_calibration", fit)
     train, dev = _tiny_split()
-    _, probs = quality.tfidf_lr(train, dev) if baseline == "tfidf" else quality.weak_labeller(train, dev)
-    assert (probs == 0.25).all() and np.array_equal(calls[0], quality.truth(dev))
+    logits = quality.tfidf_logits if baseline == "tfidf" else quality.weak_logits
+    _, probs = quality.decided(logits, train, dev, cv=0)
+    assert np.array_equal(calls[0], quality.truth(dev))
+    np.testing.assert_allclose(probs, 1 / (1 + np.exp(-logits(train, dev))), rtol=1e-6)  # identity: raw
+
+
+def test_cv_decisions_come_from_out_of_fold_scores_only() -> None:
+    """With --cv, a baseline fitted on a fold never scores that fold, and dev is scored once, by the
+    baseline fitted on all of train."""
+    train, _ = _tiny_split()
+    dev = [Record("d1", NEGATIVES[0], labels=())]
+    calls: list[tuple[set[str], set[str]]] = []
+
+    def logits(part: list[Record], records: list[Record]) -> np.ndarray:
+        calls.append(({r.id for r in part}, {r.id for r in records}))
+        return np.zeros((len(records), 3))
+
+    quality.decided(logits, train, dev, cv=3)
+    assert calls[0] == ({r.id for r in train}, {"d1"})
+    folds = calls[1:]
+    assert len(folds) == 3 and all(not fitted & scored for fitted, scored in folds)
+    assert set().union(*(scored for _, scored in folds)) == {r.id for r in train}
 
 
 def test_dev_calibration_lowers_an_over_confident_baselines_ece() -> None:
     rng = np.random.default_rng(0)
     y = (rng.random((300, 3)) < 0.3).astype(int)
-    logits = 6.0 * (y - 0.5) + rng.normal(0.0, 3.0, y.shape)  # right more often than not, far too sure
-    raw = 1 / (1 + np.exp(-logits))
-    calibrated = quality.dev_calibrated(logits, y)
+    raw_logits = 6.0 * (y - 0.5) + rng.normal(0.0, 3.0, y.shape)  # right more often than not, far too sure
+    dev = [Record(f"d{i}", "نص", labels=tuple(np.array(quality.LABELS)[row == 1])) for i, row in enumerate(y)]
+    _, calibrated = quality.decided(lambda _train, _records: raw_logits, [], dev, cv=0)
+    raw = 1 / (1 + np.exp(-raw_logits))
     assert expected_calibration_error(calibrated, y)[1] < expected_calibration_error(raw, y)[1] / 2
 
 
@@ -140,3 +162,8 @@ def test_one_run_prints_every_baseline_and_each_model_given(
     out = capsys.readouterr().out
     assert f"train 8, dev {len(dev)} articles" in out
     assert f"({model_dir}), re-tuned on dev" in out and f"({lexical_model_dir}), re-tuned on dev" in out
+
+    # Every baseline decided by cross-validation on train: the table says so.
+    monkeypatch.setattr("sys.argv", [*argv, "--cv", "2"])
+    quality.main()
+    assert "decisions tuned on 2-fold cross-validation on train" in capsys.readouterr().out
