@@ -544,10 +544,18 @@ class Predictor:
         return (keep or order[:1])[: self.config.evidence_sentences]
 
     def _summary(self, sentences: list[str], logits: np.ndarray, n: int) -> list[int]:
-        """Best-scoring sentences within the length budget, in article order; always at least one."""
+        """`n` sentences within the length budget, in article order; always the head's best one.
+
+        The summary head is trained on one-sentence reference summaries, so it knows the best sentence far
+        better than the second and third. With `summary_lead_fill` (the default) the rest of the summary is
+        the article's lead, in order: news is written lead-first, and Lead-3 is the baseline multi-sentence
+        summaries are judged against. Without it, the head's next best sentences fill it.
+        """
+        best = int(np.argmax(logits))
+        rest = range(len(logits)) if self.config.summary_lead_fill else np.argsort(-logits, kind="stable")
         chosen: list[int] = []
         length = 0
-        for i in np.argsort(-logits, kind="stable"):
+        for i in [best, *(int(i) for i in rest if i != best)]:
             if len(chosen) == n:
                 break
             size = len(sentences[i]) + 1

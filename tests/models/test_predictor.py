@@ -55,6 +55,29 @@ def test_summary_length_follows_the_request(predictor: Predictor, n: int) -> Non
     assert len(analysis.summary_indices) == n
 
 
+@pytest.mark.parametrize(
+    ("lead_fill", "budget", "expected"),
+    [
+        (True, 1200, [0, 1, 4]),  # the head's best (4), then the lead in order
+        (False, 1200, [2, 3, 4]),  # the head's three best
+        (True, 25, [0, 3, 4]),  # sentences 1 and 2 would pass the budget: skipped for the next lead sentence
+        (True, 5, [4]),  # the best sentence is kept even alone over the budget
+    ],
+)
+def test_summary_keeps_the_heads_best_sentence_and_fills_with_the_lead(
+    predictor: Predictor, lead_fill: bool, budget: int, expected: list[int]
+) -> None:
+    sentences = ["أول.", "الجملة الثانية طويلة.", "الجملة الثالثة أطول من سابقتها.", "رابعة.", "خامسة."]
+    logits = np.array([-3.0, -2.0, 1.0, 2.0, 3.0])
+    config = NabaConfig.from_dict({**predictor.config.to_dict(), "summary_lead_fill": lead_fill})
+    config.summary_max_chars = budget
+    chosen = Predictor(predictor.model, predictor.tokenizer, config, predictor.device)._summary(
+        sentences, logits, 3
+    )
+    assert chosen == expected
+    assert sum(len(sentences[i]) + 1 for i in chosen) <= max(budget, len(sentences[4]) + 1)
+
+
 def test_summary_respects_the_length_budget(predictor: Predictor) -> None:
     analysis = predictor.analyze([SEEDS[1]], summary_sentences=50)[0]
     assert len(analysis.summary) <= predictor.config.summary_max_chars
