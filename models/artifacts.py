@@ -80,6 +80,9 @@ class NabaConfig:
     description: str = ""
     summary_sentences: int = 3  # default summary length when a request does not say
     summary_max_chars: int = 1200  # length budget of a summary
+    # Fill a summary past its best sentence with the article's lead, in order, not with the head's next best
+    # (`Predictor._summary`): the head is trained on one-sentence references.
+    summary_lead_fill: bool = True
     evidence_sentences: int = 2  # most evidence sentences per label
     # Rank the sentences where the guide's rules for a label fire (`models.rules.positive_votes`) before the
     # rest, each group by the evidence head's score. Off: the evidence head's ranking alone.

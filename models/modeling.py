@@ -176,8 +176,7 @@ class NabaModel(nn.Module):
         doc_logits = (weights * sentence_logits).sum(dim=1)  # (B, K)
         doc_logits = doc_logits + self._rule_logits(rule_features, n_batch, doc_logits)
 
-        summary_logits = self.summary_head(vectors + self.position(position)).squeeze(-1)  # (B, S)
-        summary_logits = summary_logits.masked_fill(~body_mask, -1e4)
+        summary_logits = self.summary_logits(vectors, position, body_mask)
 
         out = {"doc_logits": doc_logits, "sentence_logits": sentence_logits, "summary_logits": summary_logits}
         if labels is not None or summary_labels is not None:
@@ -192,6 +191,13 @@ class NabaModel(nn.Module):
                 evidence_mask,
             )
         return out
+
+    def summary_logits(
+        self, vectors: torch.Tensor, position: torch.Tensor, body_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Summary scores `(B, S)` of sentence vectors `(B, S, H)` at their body positions; -1e4 off the body."""
+        logits = self.summary_head(vectors + self.position(position)).squeeze(-1)  # (B, S)
+        return logits.masked_fill(~body_mask, -1e4)
 
     def _rule_logits(
         self, rule_features: torch.Tensor | None, n_batch: int, doc_logits: torch.Tensor

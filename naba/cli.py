@@ -2,6 +2,7 @@
 
 naba train          fine-tune an encoder into a model artifact (or retrain one with --init-from)
 naba evaluate       score an artifact on labelled data and reference summaries
+naba fit-summary    fit an artifact's summary head on summary pairs, everything else frozen (a new artifact)
 naba predict        run an artifact over an archive of articles (JSONL or CSV), resumably
 naba serve          serve an artifact over HTTP
 naba export         export an artifact's encoder to ONNX (optionally int8) for the CPU fast path
@@ -288,6 +289,12 @@ def _train(argv: list[str]) -> None:
     main(argv)
 
 
+def _fit_summary(argv: list[str]) -> None:
+    from training.summary_head import main
+
+    main(argv)
+
+
 def _pretrain(argv: list[str]) -> None:
     from training.pretrain import main
 
@@ -321,6 +328,7 @@ def _pseudo_label(argv: list[str]) -> None:
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
     "train": _train,
     "evaluate": _evaluate,
+    "fit-summary": _fit_summary,
     "predict": _predict,
     "serve": _serve,
     "export": _export,

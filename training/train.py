@@ -22,19 +22,19 @@ import torch
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
 from models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
-from models.encoding import EncodedArticle, WindowConfig, collate, encode_article
+from models.encoding import WindowConfig
 from models.errors import ArtifactError, DataError
 from models.lexical import LexicalHead
 from models.modeling import HeadConfig, NabaModel
 from models.predictor import Predictor, Scores, resolve_device
 from models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
-from models.results import Article
 from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
 from training.cross_validation import OutOfFold, cross_validated_metrics, fold_indices
-from training.data import Record, data_hash, label_set, read_records, to_dataset
-from training.evaluate import evaluate, evidence_hit
+from training.data import Record, data_hash, label_set, read_records
+from training.evaluate import evaluate
+from training.examples import TrainingCollator, encode_records
 from training.lexical import fit_lexical_head
-from training.rouge import oracle_indices
+from training.summary_head import fit_summary_head
 from training.tuning import OPERATING_POINT_BETAS, dev_scores, truth_matrix, tune_on_dev, tune_on_scores
 from training.weak import LabelModel
 
@@ -98,6 +98,16 @@ class ModelArguments:
             "--init-from, a model that has one gets a new one fitted without this flag."
         },
     )
+    summary_training: str = field(
+        default="joint",
+        metadata={
+            "help": "joint: summary pairs train the summary head with the tags, through the encoder. frozen: the "
+            "encoder learns the tags alone, then the summary head is fitted on its frozen sentence vectors "
+            "(training.summary_head): cheaper, and tag scores no longer depend on the summary pairs, so --cv "
+            "folds leave them out.",
+            "choices": ["joint", "frozen"],
+        },
+    )
     weights_dtype: str = field(
         default="float32",
         metadata={
@@ -142,62 +152,6 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"--cv takes 0 (tune on dev) or a number of folds of at least 2, got {self.cv}")
-
-
-class TrainingCollator:
-    """Turns rows of the encoded dataset into model inputs plus tagging and summary targets."""
-
-    def __init__(self, pad_token_id: int, max_positions: int) -> None:
-        self.pad_token_id = pad_token_id
-        self.max_positions = max_positions
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        encoded = [
-            EncodedArticle(
-                [""] * r["n_sentences"],
-                r["n_title"],
-                r["windows"],
-                r["window_segments"],
-                r.get("rule_features"),
-            )
-            for r in rows
-        ]
-        batch = collate(encoded, self.pad_token_id, self.max_positions)
-        summary_labels = torch.zeros(batch["body_mask"].shape)
-        for b, r in enumerate(rows):
-            for i in r["oracle"]:
-                summary_labels[b, r["n_title"] + i] = 1.0
-        batch["labels"] = torch.tensor([r["label_targets"] for r in rows], dtype=torch.float)
-        batch["label_mask"] = torch.tensor([r["has_labels"] for r in rows], dtype=torch.bool)
-        batch["summary_labels"] = summary_labels
-        batch["summary_mask"] = torch.tensor([bool(r["oracle"]) for r in rows], dtype=torch.bool)
-        batch["evidence_labels"], batch["evidence_mask"] = self.evidence_targets(
-            rows, batch["body_mask"].shape
-        )
-        return batch
-
-    @staticmethod
-    def evidence_targets(rows: list[dict[str, Any]], shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sentence-level targets `(B, S, K)` and their mask, for labelled articles only.
-
-        A label the article lacks: every encoded body sentence is a negative for it. A label it has: the
-        sentences holding the annotators' quote are positives; its other sentences get no target, since an
-        article may support a label in more places than the one quoted.
-        """
-        n_labels = len(rows[0]["label_targets"]) if rows else 0
-        targets = torch.zeros((*shape, n_labels))
-        mask = torch.zeros((*shape, n_labels), dtype=torch.bool)
-        for b, r in enumerate(rows):
-            if not r["has_labels"]:
-                continue
-            body = slice(r["n_title"], r["n_title"] + r["n_encoded"])
-            for k, target in enumerate(r["label_targets"]):
-                if target == 0.0:
-                    mask[b, body, k] = True
-                for i in r["evidence"][k]:
-                    targets[b, r["n_title"] + i, k] = 1.0
-                    mask[b, r["n_title"] + i, k] = True
-        return targets, mask
 
 
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
@@ -292,64 +246,6 @@ def same_files(train: Sequence[str], dev: Sequence[str]) -> bool:
     return bool(dev) and {Path(p).resolve() for p in train} == {Path(p).resolve() for p in dev}
 
 
-def evidence_sentences(text: str, sentences: list[str], quote: str) -> list[int]:
-    """Indices of the sentences that hold part of `quote`, by the rule `naba evaluate` scores evidence with."""
-    return [i for i, sentence in enumerate(sentences) if evidence_hit(text, quote, [sentence])]
-
-
-def encode_records(
-    records: list[Record],
-    labels: list[str],
-    tokenizer: Any,
-    preprocess: PreprocessConfig,
-    window: WindowConfig,
-    model_args: ModelArguments,
-    data_args: DataArguments,
-    rule_features: Sequence[str] = (),
-) -> Any:
-    """`datasets.map` the records into windows, label targets and oracle summary sentences; with
-    `rule_features` (the model's `heads.rule_features`), also those features, in that order."""
-
-    def encode(row: dict[str, Any]) -> dict[str, Any]:
-        art = encode_article(
-            Article(row["text"], row["title"] or None),
-            tokenizer,
-            preprocess,
-            window,
-            model_args.max_train_windows,
-            rule_features,
-        )
-        oracle = (
-            oracle_indices(art.sentences, row["summary"], data_args.oracle_sentences)
-            if row["summary"]
-            else []
-        )
-        n_encoded = len({s for segs in art.window_segments for s in segs if s >= art.n_title})
-        quotes = dict(zip(row["evidence_labels"], row["evidence_quotes"], strict=True))
-        evidence = [
-            evidence_sentences(row["text"], art.sentences[:n_encoded], quotes[lbl])
-            if lbl in quotes and lbl in row["labels"]
-            else []
-            for lbl in labels
-        ]
-        features = {"rule_features": art.rule_features} if rule_features else {}
-        return {
-            **features,
-            "windows": art.windows,
-            "window_segments": art.window_segments,
-            "n_title": art.n_title,
-            "n_sentences": len(art.sentences),
-            "oracle": [i for i in oracle if i < n_encoded],
-            "n_encoded": n_encoded,
-            "evidence": evidence,
-            "label_targets": [float(lbl in row["labels"]) for lbl in labels],
-        }
-
-    dataset = to_dataset(records)
-    columns = ["id", "title", "text", "summary", "evidence_labels", "evidence_quotes"]
-    return dataset.map(encode, remove_columns=columns, desc="encoding articles")
-
-
 @dataclass
 class Fitted:
     """A trained network, its tokenizer and how it reads articles, plus its lexical head when asked for."""
@@ -371,11 +267,20 @@ def fit(
     model_args: ModelArguments,
     data_args: DataArguments,
     training_args: TrainingArguments,
+    summaries: bool = True,
 ) -> Fitted:
     """Train one model on `records`: a fresh head on the base encoder, or the `--init-from` artifact with
     its head grown; then its lexical head. The label set is chosen from `label_records`, so that every fold of
-    a cross-validation has the final model's labels. Seeded, so a fold and the final model start alike."""
+    a cross-validation has the final model's labels. Seeded, so a fold and the final model start alike.
+
+    With `--summary-training frozen` the encoder trains on the labelled records alone, then the summary head
+    is fitted on the records with a summary (unless `summaries` is False: a fold model, scored on tags only).
+    """
     set_seed(training_args.seed)
+    frozen = model_args.summary_training == "frozen"
+    pairs = [r for r in records if r.summary] if frozen else []
+    if frozen:
+        records = [replace(r, summary=None) for r in records if r.labels is not None]
     if model_args.init_from:
         model, tokenizer, previous = load_artifact(model_args.init_from)
         model_args.lexical = model_args.lexical or bool(previous.lexical_weights)
@@ -412,8 +317,9 @@ def fit(
             rule_head_from_label_model(model, labels, records)
 
     train_set = encode_records(
-        records, labels, tokenizer, preprocess, window, model_args, data_args, rule_features
-    )
+        records, labels, tokenizer, preprocess, window, model_args.max_train_windows,
+        data_args.oracle_sentences, rule_features,
+    )  # fmt: skip
     with work_directory(Path(data_args.output).resolve(), "train") as workdir:
         training_args.output_dir = str(workdir)
         trainer = Trainer(
@@ -423,6 +329,12 @@ def fit(
             data_collator=TrainingCollator(tokenizer.pad_token_id, model.heads.max_positions),
         )
         result = trainer.train()
+    if pairs and summaries:
+        fit_summary_head(
+            model, tokenizer, pairs, labels, preprocess, window,
+            max_windows=model_args.max_train_windows, oracle_sentences=data_args.oracle_sentences,
+            seed=training_args.seed,
+        )  # fmt: skip
     lexical = fit_lexical_head(records, labels) if model_args.lexical else None
     return Fitted(
         model, tokenizer, labels, base_model, window, preprocess, lexical,
@@ -468,17 +380,19 @@ def cross_validate(
     data_args: DataArguments,
     training_args: TrainingArguments,
 ) -> OutOfFold:
-    """Train one model per fold on the other folds (plus every record without labels: summary pairs), and
-    score the fold's labelled articles with it. No model ever scores an article it trained on."""
+    """Train one model per fold on the other folds (plus, trained jointly, every record without labels: the
+    summary pairs), and score the fold's labelled articles with it. No model ever scores an article it trained
+    on."""
     labelled = [r for r in records if r.labels is not None]
-    unlabelled = [r for r in records if r.labels is None]
+    # Jointly trained, summary pairs shape the encoder and so the tag scores: every fold trains on them.
+    unlabelled = [r for r in records if r.labels is None] if model_args.summary_training == "joint" else []
     folds = fold_indices(labelled, data_args.cv, training_args.seed)
     scores: list[Scores | None] = [None] * len(labelled)
     for n, held in enumerate(folds, start=1):
         held_out = set(held)
         logger.info("cross-validation: fold %d of %d, %d articles held out", n, len(folds), len(held))
         part = [r for i, r in enumerate(labelled) if i not in held_out] + unlabelled
-        fitted = fit(part, records, model_args, data_args, training_args)
+        fitted = fit(part, records, model_args, data_args, training_args, summaries=False)
         predictor = predictor_for(fitted, untuned_config(fitted, model_args))
         for i, score in zip(held, dev_scores(predictor, [labelled[i] for i in held]), strict=True):
             scores[i] = score

@@ -73,7 +73,16 @@ def test_cv_training_never_scores_an_article_it_trained_on_and_tunes_on_those_sc
     monkeypatch.setattr(train_module, "fit", spy_fit)
     monkeypatch.setattr(train_module, "dev_scores", spy_scores)
     output = tmp_path / "cv"
-    args = ["--train", str(train_file), "--base-model", str(encoder_dir), "--output", str(output), "--cv", "2"]
+    args = [
+        "--train",
+        str(train_file),
+        "--base-model",
+        str(encoder_dir),
+        "--output",
+        str(output),
+        "--cv",
+        "2",
+    ]
     main([*args, *TRAIN_ARGS])
 
     records = read_records([str(train_file)])

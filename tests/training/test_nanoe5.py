@@ -26,7 +26,7 @@ H, LAYERS, HEADS, FFN, MAX_POS = 64, 2, 2, 128, 64
 WORDS = ["القوات", "المشتركة", "مركز", "التنسيق", "هجوم", "على", "في", "من", "الأمن", "بغداد"]
 # XLM-R's layout: specials first, then pieces by score; a normalisation map deletes \x01, maps \t to a space.
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "."] + [f"▁{w}" for w in WORDS]
-PIECES += sorted(set("".join(WORDS)) | {"x", "y"}) + ["▁ال", "ال", "<mask>"]
+PIECES += [*sorted(set("".join(WORDS)) | {"x", "y"}), "▁ال", "ال", "<mask>"]
 NORMALIZATION = {0x01: "", 0x09: " ", 0xFB50: "\u0671"}  # control char, tab, a presentation form (NFKC too)
 
 

@@ -200,7 +200,7 @@ def test_quoted_evidence_becomes_sentence_targets(encoder_dir: Path) -> None:
     from models.encoding import WindowConfig
     from models.preprocessing import PreprocessConfig
     from training.data import Record
-    from training.train import DataArguments, ModelArguments, TrainingCollator, encode_records
+    from training.examples import TrainingCollator, encode_records
 
     text = "هطلت أمطار غزيرة على المدينة. وقتل ثلاثة في هجوم مسلح على حاجز. وعادت الحياة إلى طبيعتها."
     records = [
@@ -209,10 +209,9 @@ def test_quoted_evidence_becomes_sentence_targets(encoder_dir: Path) -> None:
         Record("c", text, summary="هطلت أمطار غزيرة على المدينة."),  # unlabelled: no sentence targets
     ]
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
-    model_args = ModelArguments(max_length=64, window_overlap=16)
     rows = list(
-        encode_records(records, ["attack", "joint_operation"], tokenizer, PreprocessConfig(),
-                       WindowConfig(64, 16), model_args, DataArguments(train=[], output="x"))
+        encode_records(records, ["attack", "joint_operation"], tokenizer, PreprocessConfig(), WindowConfig(64, 16),
+                       max_windows=4, oracle_sentences=3)
     )  # fmt: skip
     assert rows[0]["evidence"] == [[1], []]
     batch = TrainingCollator(tokenizer.pad_token_id, 64)(rows)
