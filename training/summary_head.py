@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> Path:
     )
     args = parser.parse_args(argv)
     if args.output.exists():
-        raise ArtifactError(f"{args.output} already exists; fit-summary writes a new artifact, never over one")
+        raise ArtifactError(
+            f"{args.output} already exists; fit-summary writes a new artifact, never over one"
+        )
     model, tokenizer, config = load_artifact(args.model)
     lexical = LexicalHead.load(args.model, config.labels) if config.lexical_weights else None
     records = read_records(args.train, known_labels=config.labels)

@@ -61,9 +61,9 @@ def test_cv_training_never_scores_an_article_it_trained_on_and_tunes_on_those_sc
     scored: list[tuple[list[str], np.ndarray]] = []
     fit, dev_scores = train_module.fit, train_module.dev_scores
 
-    def spy_fit(records: list[Record], *args: Any) -> Any:
+    def spy_fit(records: list[Record], *args: Any, **kwargs: Any) -> Any:
         trained.append([r.id for r in records])
-        return fit(records, *args)
+        return fit(records, *args, **kwargs)
 
     def spy_scores(predictor: Predictor, records: list[Record]) -> Any:
         scores = dev_scores(predictor, records)
