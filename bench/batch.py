@@ -55,8 +55,8 @@ from bench.common import (  # noqa: E402
     sample_articles,
     with_exports,
 )
-from models.results import Article  # noqa: E402
 from naba.batch import run_batch  # noqa: E402
+from naba.models.results import Article  # noqa: E402
 
 COLUMNS = ["run", "backend", "tokens read/article", "articles", "seconds", "articles/s", "x pipeline",
            "x own loop"]  # fmt: skip
@@ -153,7 +153,7 @@ def batch_table(rows: Sequence[BatchRow]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from service.config import get_settings
+    from naba.settings import get_settings
 
     parser = argparse.ArgumentParser(
         prog="bench/batch.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.pipeline_server import build_pipeline
-    from models.predictor import resolve_device
+    from naba.models.predictor import resolve_device
 
     args = build_parser().parse_args(argv)
     if args.repeats < 1 or args.articles < 1:

@@ -56,7 +56,7 @@ class NeverCalled:
 def child(mode: str, n: int, workdir: Path) -> dict[str, Any]:
     """Run one measurement in this process: `fresh` reads the archive, `resume` reruns over a full output."""
     from naba.batch import run_batch
-    from training.data import iter_rows
+    from naba.models.records import iter_rows
 
     archive = workdir / f"in{n}.jsonl"
     write_archive(archive, n)

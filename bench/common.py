@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as `python bench/<script>.py`: make `bench` and the packages importable
     sys.path.insert(0, str(REPO))
 
-from models.artifacts import CHECKSUMS, WEIGHTS, read_config  # noqa: E402
-from models.errors import DataError  # noqa: E402
-from models.onnx_backend import FP32, INT8, ONNX_DIR, export_is_current, export_onnx  # noqa: E402
-from models.results import Article  # noqa: E402
-from service.config import get_settings  # noqa: E402
-from training.data import Record, iter_rows  # noqa: E402
+from naba.models.artifacts import CHECKSUMS, WEIGHTS, read_config  # noqa: E402
+from naba.models.errors import DataError  # noqa: E402
+from naba.models.onnx_backend import FP32, INT8, ONNX_DIR, export_is_current, export_onnx  # noqa: E402
+from naba.models.records import Record, iter_rows  # noqa: E402
+from naba.models.results import Article  # noqa: E402
+from naba.settings import get_settings  # noqa: E402
 
 BENCH_DIR = REPO / "artifacts" / "bench"
 BASE_NAME = "bert-base-random-v1"  # bump the suffix when the recipe below changes: the cache is by name
@@ -61,7 +61,7 @@ def chosen_backends(args: argparse.Namespace) -> list[str]:
     bf16 instructions, torch in bf16 join torch."""
     if args.backend:
         return list(dict.fromkeys(args.backend))
-    from models.predictor import cpu_has_native_bf16, resolve_device
+    from naba.models.predictor import cpu_has_native_bf16, resolve_device
 
     if resolve_device(args.device).type == "cuda":
         return ["torch"]
@@ -69,8 +69,8 @@ def chosen_backends(args: argparse.Namespace) -> list[str]:
 
 
 def load_predictor(path: Path, device: str, backend: str) -> Any:
-    """A `models.predictor.Predictor` over `path` running `backend` (a `BACKENDS` name)."""
-    from models.predictor import Predictor
+    """A `naba.models.predictor.Predictor` over `path` running `backend` (a `BACKENDS` name)."""
+    from naba.models.predictor import Predictor
 
     kind, quantize, dtype = BACKENDS[backend]
     return Predictor.from_dir(path, device, backend=kind, quantize=quantize, dtype=dtype)
@@ -141,11 +141,11 @@ def build_base_artifact(output: Path | None = None) -> Path:
     import torch
     from transformers import BertModel
 
-    from models.artifacts import NabaConfig, save_artifact
-    from models.encoding import WindowConfig
-    from models.errors import ArtifactError
-    from models.modeling import HeadConfig, NabaModel
-    from training.encoder import EncoderSize, bert_config, train_wordpiece
+    from naba.models.artifacts import NabaConfig, save_artifact
+    from naba.models.encoding import WindowConfig
+    from naba.models.errors import ArtifactError
+    from naba.models.modeling import HeadConfig, NabaModel
+    from naba.training.encoder import EncoderSize, bert_config, train_wordpiece
 
     root = data_dir()
     files = [root / "labelled" / "train.jsonl", root / "summaries" / "bbc_train.jsonl"]
@@ -277,7 +277,7 @@ class LengthStats:
 
 
 def length_stats(predictor: object, articles: Sequence[Article]) -> LengthStats:
-    """Tokens and windows per article as `predictor` (a `models.predictor.Predictor`) encodes them."""
+    """Tokens and windows per article as `predictor` (a `naba.models.predictor.Predictor`) encodes them."""
     overlap = predictor.config.window.overlap  # type: ignore[attr-defined]
     tokens, windows, read = [], [], []
     for article in articles:

@@ -36,7 +36,7 @@ from pydantic import BaseModel  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification, pipeline  # noqa: E402
 
-from models.artifacts import WEIGHTS, read_config  # noqa: E402
+from naba.models.artifacts import WEIGHTS, read_config  # noqa: E402
 
 
 class ClassifyRequest(BaseModel):

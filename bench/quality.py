@@ -17,9 +17,9 @@ Tagging (trained on `labelled/train.jsonl` or the `--train` files, measured on `
                   (weak labels, --rule-features): what one source of training signal adds, against the plain
                   --fine-tune row
 Every row with probabilities also shows the mean expected calibration error (ECE): the weak labeller's and
-TF-IDF's are Platt-scaled (`training.calibration`) as `naba train` scales Naba's, so the column compares like
+TF-IDF's are Platt-scaled (`naba.training.calibration`) as `naba train` scales Naba's, so the column compares like
 with like (without --cv it flatters all of them alike: it is measured on the data it was fitted on). Model
-rows also show the evidence hit rate over every gold label (see `training.evaluate.evidence_metrics`): as
+rows also show the evidence hit rate over every gold label (see `naba.training.evaluate.evidence_metrics`): as
 served (the guide's rules rank sentences first, `NabaConfig.evidence_rules`) and from the evidence head alone.
 
 Summaries (on `summaries/bbc_dev.jsonl`, Arabic-aware ROUGE F1): Lead-1, Lead-3, Oracle-1 (each article's
@@ -50,21 +50,21 @@ import torch
 from scipy import sparse
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from models.lexical import featurize, lexical_text, make_vectorizers, rule_columns
-from models.predictor import Predictor, calibrated_probabilities
-from models.preprocessing import FOLD_ALL, normalize, split_sentences
-from models.rules import rule_feature_names
-from training import weak
-from training.calibration import fit_calibration
-from training.cross_validation import fold_indices
-from training.data import Record, read_records
-from training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
-from training.lexical import fit_logistic
-from training.metrics import classification_report, expected_calibration_error, tune_thresholds
-from training.rouge import rouge
-from training.train import drop_dev_overlap
-from training.train import main as naba_train
-from training.tuning import tune_on_dev
+from naba.models.lexical import featurize, lexical_text, make_vectorizers, rule_columns
+from naba.models.predictor import Predictor, calibrated_probabilities
+from naba.models.preprocessing import FOLD_ALL, normalize, split_sentences
+from naba.models.records import Record, read_records
+from naba.models.rules import rule_feature_names
+from naba.training import weak
+from naba.training.calibration import fit_calibration
+from naba.training.cross_validation import fold_indices
+from naba.training.evaluate import compute_metrics, evaluate, evidence_metrics, score_records
+from naba.training.lexical import fit_logistic
+from naba.training.metrics import classification_report, expected_calibration_error, tune_thresholds
+from naba.training.rouge import rouge
+from naba.training.train import drop_dev_overlap
+from naba.training.train import main as naba_train
+from naba.training.tuning import tune_on_dev
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
 # Keyword rules from LABELS.md, matched on folded text (alef/yaa/taa marbuta variants merged).
@@ -114,7 +114,7 @@ def weak_logits(train: list[Record], records: list[Record]) -> np.ndarray:
 
 
 def tfidf_logits(train: list[Record], records: list[Record], with_rules: bool = False) -> np.ndarray:
-    """The logits of the regressions of Naba's lexical head (`training.lexical`) over word and character
+    """The logits of the regressions of Naba's lexical head (`naba.training.lexical`) over word and character
     n-grams, fitted on `train`; `with_rules` adds the labelling functions' votes as features: what the guide's
     rules add to a bag of n-grams."""
     vectorizers = make_vectorizers(BASELINE_VECTORIZERS)
@@ -133,8 +133,8 @@ Logits = Callable[[list[Record], list[Record]], np.ndarray]
 
 def decided(logits: Logits, train: list[Record], dev: list[Record], cv: int) -> tuple[np.ndarray, np.ndarray]:
     """A baseline's dev decisions and calibrated probabilities, decided as a Naba model is: Platt scaling
-    (`training.calibration`) and F1-optimal thresholds fitted on out-of-fold scores of `cv`-fold
-    cross-validation over `train` (`training.cross_validation`, as `naba train --cv`), or on dev itself when
+    (`naba.training.calibration`) and F1-optimal thresholds fitted on out-of-fold scores of `cv`-fold
+    cross-validation over `train` (`naba.training.cross_validation`, as `naba train --cv`), or on dev itself when
     `cv` is 0 (optimistic, as every dev-tuned row is)."""
     dev_logits = logits(train, dev)
     if cv:
@@ -200,7 +200,7 @@ def fine_tune(
 
 def head_outside_dev(path: Path, n: int, output: Path, exclude: list[Record]) -> Path:
     """The first `n` articles of a JSONL file that are not in `exclude` (the dev sets), by `naba train`'s own
-    rule (`training.train.drop_dev_overlap`: same id or same normalised text), lines copied as they are."""
+    rule (`naba.training.train.drop_dev_overlap`: same id or same normalised text), lines copied as they are."""
     keep = {r.id for r in drop_dev_overlap(read_records([path]), exclude)[:n]}
     with path.open(encoding="utf-8") as lines:
         output.write_text(

@@ -69,8 +69,8 @@ from bench.common import (  # noqa: E402
     sample_articles,
     with_exports,
 )
-from models.predictor import resolve_device  # noqa: E402
-from models.results import Article  # noqa: E402
+from naba.models.predictor import resolve_device  # noqa: E402
+from naba.models.results import Article  # noqa: E402
 
 COLUMNS = ["server", "backend", "concurrency", "requests", "errors", "articles/s", "p50 ms", "p95 ms",
            "p99 ms", "x baseline"]  # fmt: skip

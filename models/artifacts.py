@@ -9,7 +9,7 @@ Layout::
                          versions, data hash, metrics
     metrics.json         the evaluation the model shipped with
     README.md            the model card
-    lexical.json ...     the lexical head's vocabularies and weights (`models.lexical`), when it has one
+    lexical.json ...     the lexical head's vocabularies and weights (`naba.models.lexical`), when it has one
     checksums.json       sha256 of every file above, checked on load
 """
 
@@ -35,14 +35,14 @@ import transformers
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 
-from models.card import render_card
-from models.encoding import WindowConfig
-from models.errors import ArtifactError
-from models.lexical import LexicalHead
-from models.modeling import HeadConfig, NabaModel
-from models.preprocessing import PreprocessConfig
-from models.results import OPERATING_POINTS
-from models.rules import RULES_VERSION, unknown_rule_features
+from naba.models.card import render_card
+from naba.models.encoding import WindowConfig
+from naba.models.errors import ArtifactError
+from naba.models.lexical import LexicalHead
+from naba.models.modeling import HeadConfig, NabaModel
+from naba.models.preprocessing import PreprocessConfig
+from naba.models.results import OPERATING_POINTS
+from naba.models.rules import RULES_VERSION, unknown_rule_features
 
 logger = logging.getLogger(__name__)
 
@@ -84,11 +84,11 @@ class NabaConfig:
     # (`Predictor._summary`): the head is trained on one-sentence references.
     summary_lead_fill: bool = True
     evidence_sentences: int = 2  # most evidence sentences per label
-    # Rank the sentences where the guide's rules for a label fire (`models.rules.positive_votes`) before the
+    # Rank the sentences where the guide's rules for a label fire (`naba.models.rules.positive_votes`) before the
     # rest, each group by the evidence head's score. Off: the evidence head's ranking alone.
     evidence_rules: bool = True
-    # Per label, how much the lexical head's logit (`models.lexical`) adds to the network's article logit, tuned
-    # on dev with the calibration (`training.tuning`). Empty: the artifact has no lexical head.
+    # Per label, how much the lexical head's logit (`naba.models.lexical`) adds to the network's article logit, tuned
+    # on dev with the calibration (`naba.training.tuning`). Empty: the artifact has no lexical head.
     lexical_weights: list[float] = field(default_factory=list)
     # What the calibration, thresholds and lexical weights were fitted on, for the card: the dev set, or the
     # out-of-fold scores of a cross-validation (`naba train --cv`). Empty: not recorded.
@@ -215,7 +215,7 @@ def update_metrics(path: str | Path, metrics: dict[str, Any], decisions: NabaCon
 
     Args:
         decisions: a config whose calibration, thresholds and operating points replace the artifact's (the
-            predictor's config after `training.tuning.tune_on_dev`); it must have the artifact's labels.
+            predictor's config after `naba.training.tuning.tune_on_dev`); it must have the artifact's labels.
 
     Raises:
         ArtifactError: `path` is not an intact artifact, or `decisions` has other labels.
@@ -354,7 +354,7 @@ def verify_checksums(path: Path) -> None:
 
 
 def check_rule_features(heads: HeadConfig, path: Path) -> None:
-    """Refuse a model that reads rule features this version of `models.rules` cannot compute; warn when they
+    """Refuse a model that reads rule features this version of `naba.models.rules` cannot compute; warn when they
     were computed by another version of the rules (a function may now match other sentences)."""
     if unknown := unknown_rule_features(heads.rule_features):
         raise ArtifactError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from models.artifacts import NabaConfig
+    from naba.models.artifacts import NabaConfig
 
 
 def _metrics_table(metrics: dict[str, Any]) -> str:
@@ -74,7 +74,7 @@ def _rules_line(config: NabaConfig) -> str:
 
 
 def _lexical_line(config: NabaConfig) -> str:
-    """Whether a lexical head's n-gram logits add to the network's (`models.lexical`)."""
+    """Whether a lexical head's n-gram logits add to the network's (`naba.models.lexical`)."""
     if not config.lexical_weights:
         return "- Lexical head: none."
     weights = ", ".join(
@@ -88,7 +88,7 @@ def _lexical_line(config: NabaConfig) -> str:
 
 
 def _cross_validation(metrics: dict[str, Any]) -> str:
-    """The cross-validated tagging figures (`training.cross_validation.cross_validated_metrics`), if any."""
+    """The cross-validated tagging figures (`naba.training.cross_validation.cross_validated_metrics`), if any."""
     cv = metrics.get("cross_validation")
     if not cv:
         return ""

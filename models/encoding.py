@@ -5,7 +5,7 @@ BERT reads at most `max_length` tokens; news articles are often longer. Each art
 windows of `max_length` tokens. Every token lands in at least one window, and each window position remembers
 which segment its token came from, so the model can pool token states back into one vector per sentence.
 Training and the predictor both go through `encode_article` and `collate`: they cannot disagree. That holds for
-a model's rule features too (`models.rules`): asked for by name, computed from the raw title and text.
+a model's rule features too (`naba.models.rules`): asked for by name, computed from the raw title and text.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from models.errors import EmptyInputError
-from models.preprocessing import PreprocessConfig, normalize, sentence_spans
-from models.results import Article
-from models.rules import rule_features as compute_rule_features
+from naba.models.errors import EmptyInputError
+from naba.models.preprocessing import PreprocessConfig, normalize, sentence_spans
+from naba.models.results import Article
+from naba.models.rules import rule_features as compute_rule_features
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def encode_article(
 
     Raises:
         EmptyInputError: a text of whitespace only (there is no sentence to score).
-        KeyError: a rule feature name this version of `models.rules` does not know.
+        KeyError: a rule feature name this version of `naba.models.rules` does not know.
     """
     sentences = [article.text[a:b] for a, b in sentence_spans(article.text)]
     if not sentences:

@@ -4,7 +4,7 @@ label, its logits added to the network's article logits.
 Why a bag of n-grams next to a BERT: with a few hundred labelled articles and an encoder pretrained on two CPU
 cores, the network and TF-IDF + logistic regression over n-grams and rule features (the strongest baseline of
 `bench/quality.py`) get different articles wrong, and a weighted sum of their logits tags better than either.
-The head is fitted after the network is trained (`training.lexical`), so the network is unchanged; how much
+The head is fitted after the network is trained (`naba.training.lexical`), so the network is unchanged; how much
 each label's lexical logit weighs (`NabaConfig.lexical_weights`) is tuned on dev with the calibration.
 
 Stored as two files beside the weights, no pickles: `lexical.json` (vectoriser options and vocabularies in
@@ -18,16 +18,18 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from naba.models.errors import ArtifactError
+from naba.models.preprocessing import FOLD_ALL, normalize
+from naba.models.rules import RULES_VERSION, HasText, rule_features, unknown_rule_features
+
+if TYPE_CHECKING:  # scikit-learn takes ~2 s to import: only artifacts with a lexical head pay for it
+    from sklearn.feature_extraction.text import TfidfVectorizer
 from safetensors.numpy import load_file, save_file
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
-
-from models.errors import ArtifactError
-from models.preprocessing import FOLD_ALL, normalize
-from models.rules import RULES_VERSION, HasText, rule_features, unknown_rule_features
 
 LEXICAL_CONFIG = "lexical.json"
 LEXICAL_WEIGHTS = "lexical.safetensors"
@@ -47,6 +49,8 @@ def make_vectorizers(specs: Sequence[dict[str, Any]] = VECTORIZERS, min_df: int 
     """Unfitted TF-IDF vectorisers, one per spec (`analyzer`, `ngram_range`), counting terms in at least `min_df`
     documents, log-scaled (a word said ten times is not ten times the evidence). The TF-IDF + LR baselines of
     `bench/quality.py` are built by this too, with character n-grams as well."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return [TfidfVectorizer(**spec, min_df=min_df, sublinear_tf=True) for spec in specs]
 
 
@@ -56,7 +60,7 @@ def featurize(vectorizers: Sequence[TfidfVectorizer], texts: Sequence[str]) -> s
 
 
 def rule_columns(articles: Sequence[HasText], names: Sequence[str]) -> sparse.csr_matrix:
-    """One 0/1 column per labelling function in `names` (`models.rules.rule_features`), (n, len(names))."""
+    """One 0/1 column per labelling function in `names` (`naba.models.rules.rule_features`), (n, len(names))."""
     return sparse.csr_matrix(
         np.array([rule_features(a.text, a.title, names) for a in articles]).reshape(-1, len(names))
     )
@@ -163,6 +167,8 @@ class LexicalHead:
             )
         if missing := {"weights", "bias"} - tensors.keys():
             raise ArtifactError(f"{directory / LEXICAL_WEIGHTS} lacks {sorted(missing)}")
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vectorizers = []
         for i, spec in enumerate(config["vectorizers"]):
             vocabulary = {term: column for column, term in enumerate(spec["vocabulary"])}

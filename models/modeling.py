@@ -14,7 +14,7 @@ label, the sentence scores are also trained directly: quoted sentences are posit
 every sentence of an article without a label is a negative for it. The summary head scores each body sentence
 BertSum-style, trained on oracle sentences picked by ROUGE against reference summaries.
 
-A model may also read the annotation guide's rules (`models.rules`): one 0/1 feature per labelling function,
+A model may also read the annotation guide's rules (`naba.models.rules`): one 0/1 feature per labelling function,
 did it fire in the article. A linear rule head maps them to a term added to the article logits. It starts at
 zero, so fine-tuning starts from the text model and learns how much each rule is worth; sentence scores, and
 so evidence, stay the text model's.
@@ -41,7 +41,7 @@ class HeadConfig:
     dropout: float = 0.1
     summary_weight: float = 1.0  # weight of the summary loss against the tagging loss
     evidence_weight: float = 1.0  # weight of the sentence-level evidence loss
-    # Labelling functions (`models.rules`) whose 0/1 "fired in the article" features the rule head reads, in
+    # Labelling functions (`naba.models.rules`) whose 0/1 "fired in the article" features the rule head reads, in
     # input order; empty: no rule head. `rules_version` is the `RULES_VERSION` they were computed with.
     rule_features: tuple[str, ...] = ()
     rules_version: str | None = None
@@ -155,7 +155,7 @@ class NabaModel(nn.Module):
         evidence_mask: torch.Tensor | None = None,
         rule_features: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Score an encoded batch (see `models.encoding.collate`); with targets, also return the loss.
+        """Score an encoded batch (see `naba.models.encoding.collate`); with targets, also return the loss.
 
         Args:
             labels: `(B, K)` multi-hot targets; `label_mask` `(B,)` marks the articles that have labels.

@@ -42,7 +42,7 @@ from torch import nn
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from models.artifacts import (
+from naba.models.artifacts import (
     CHECKSUMS,
     WEIGHTS,
     atomic_directory,
@@ -52,7 +52,7 @@ from models.artifacts import (
     verify_checksums,
     write_checksums,
 )
-from models.errors import ArtifactError
+from naba.models.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
     that dies half-way leaves the previous one (or none) behind, never a torn one.
 
     Args:
-        artifact_dir: a Naba artifact (see `models.artifacts`); it is loaded and verified first.
+        artifact_dir: a Naba artifact (see `naba.models.artifacts`); it is loaded and verified first.
         quantize: also write `encoder.int8.onnx`, with int8 weights (dynamic quantisation).
 
     Returns:

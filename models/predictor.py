@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from models.artifacts import NabaConfig, load_artifact
-from models.encoding import EncodedArticle, collate, encode_article
-from models.errors import InvalidInputError, NabaError
-from models.lexical import LexicalHead
-from models.modeling import NabaModel
-from models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
-from models.rules import positive_votes
+from naba.models.artifacts import NabaConfig, load_artifact
+from naba.models.encoding import EncodedArticle, collate, encode_article
+from naba.models.errors import InvalidInputError, NabaError
+from naba.models.lexical import LexicalHead
+from naba.models.modeling import NabaModel
+from naba.models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
+from naba.models.rules import positive_votes
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def auto_backend(
     """
     if device.type != "cpu":
         return "torch", quantize  # `quantize` on a GPU is refused by the checks that follow
-    from models.onnx_backend import matching_export  # ONNX Runtime is only imported when used
+    from naba.models.onnx_backend import matching_export  # ONNX Runtime is only imported when used
 
     found = matching_export(path)
     if quantize is not None or found == "int8":
@@ -223,7 +223,7 @@ class Scores:
 def calibrated_probabilities(
     logits: np.ndarray, calibration: Mapping[str, Mapping[str, float]], labels: Sequence[str]
 ) -> np.ndarray:
-    """`sigmoid(scale * logit + bias)` per label with its Platt parameters (`training.calibration` fits them);
+    """`sigmoid(scale * logit + bias)` per label with its Platt parameters (`naba.training.calibration` fits them);
     a label missing from `calibration` gets the plain sigmoid. Also for scores that do not come from a Naba
     artifact (the baselines of `bench/quality.py`), so that they are calibrated exactly as a model is.
 
@@ -283,7 +283,7 @@ class Predictor:
         quantize: Quantize | None = None,
         dtype: DType = "auto",
     ) -> Predictor:
-        """Load an artifact directory (see `models.artifacts`).
+        """Load an artifact directory (see `naba.models.artifacts`).
 
         Args:
             device: `auto`, `cpu` or `cuda`.
@@ -319,7 +319,7 @@ class Predictor:
         model, tokenizer, config = load_artifact(path, resolved)
         lexical = LexicalHead.load(Path(path), config.labels) if config.lexical_weights else None
         if backend == "onnx":
-            from models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
+            from naba.models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
 
             model.encoder = load_onnx_encoder(
                 path, model.encoder.config, int8=quantize == "int8", threads=torch.get_num_threads()

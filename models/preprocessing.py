@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from models.errors import EmptyInputError, InputTooLongError, InvalidInputError
+from naba.models.errors import EmptyInputError, InputTooLongError, InvalidInputError
 
 PREPROCESSING_VERSION = 1
 

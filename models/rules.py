@@ -8,7 +8,7 @@ abstains. Two rules act within a sentence: a negative function that `masks` is o
 votes in that sentence; a function that `yields_to` a more specific one (a bare "هجوم" to "شن هجوما") is
 silent where that one fires, so one phrase is not counted twice.
 
-Two users, one table: `naba weak-label` (`training.weak`) combines the votes into weak labels, and a model
+Two users, one table: `naba weak-label` (`naba.training.weak`) combines the votes into weak labels, and a model
 trained with `--rule-features` reads one 0/1 feature per function (`rule_features`: did it fire anywhere in the
 title or body) next to its text. Such a model stores the feature names and `RULES_VERSION`; bump the version
 whenever a function is added, removed or changes what it matches.
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from models.preprocessing import FOLD_ALL, normalize, sentence_spans
+from naba.models.preprocessing import FOLD_ALL, normalize, sentence_spans
 
 # Bump whenever LABELLING_FUNCTIONS changes what any function matches (tests/models/test_rules.py pins it).
 RULES_VERSION = "1"
@@ -480,7 +480,7 @@ _check_table()
 
 
 class HasText(Protocol):
-    """An article as the rules read it: a `models.results.Article` or a `training.data.Record`."""
+    """An article as the rules read it: a `naba.models.results.Article` or a `naba.models.records.Record`."""
 
     @property
     def text(self) -> str: ...

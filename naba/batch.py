@@ -1,6 +1,6 @@
 """Batch prediction over an article archive: the body of `naba predict`.
 
-Articles are read in one streaming pass (JSONL, JSONL.GZ or CSV through `training.data.iter_rows`), analysed
+Articles are read in one streaming pass (JSONL, JSONL.GZ or CSV through `naba.models.records.iter_rows`), analysed
 in length-sorted batches and appended to the output as one JSON line each. The output doubles as the
 checkpoint: every chunk is flushed and fsynced, and a rerun skips the ids already there, so a run over
 millions of articles that is killed resumes where it stopped and loses at most the chunk in progress.
@@ -29,11 +29,11 @@ from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
-from models.errors import DataError, InputTooLongError, InvalidInputError, NabaError
-from models.predictor import check_options
-from models.preprocessing import validate_text, validate_title
-from models.results import Analysis, Article, OperatingPoint
-from training.data import check_data_file, iter_rows
+from naba.models.errors import DataError, InputTooLongError, InvalidInputError, NabaError
+from naba.models.predictor import check_options
+from naba.models.preprocessing import validate_text, validate_title
+from naba.models.records import check_data_file, iter_rows
+from naba.models.results import Analysis, Article, OperatingPoint
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ResumeRefusedError(DataError):
 
 
 class Analyzer(Protocol):
-    """What a batch run needs of a predictor: `models.predictor.Predictor` fits, and so do test fakes."""
+    """What a batch run needs of a predictor: `naba.models.predictor.Predictor` fits, and so do test fakes."""
 
     def analyze(
         self,
@@ -115,7 +115,7 @@ def model_identity(model_dir: str | Path) -> dict[str, str] | None:
 
     Returns None when the artifact cannot be read: loading it will say why.
     """
-    from models.artifacts import NABA_CONFIG, WEIGHTS, read_checksums
+    from naba.models.artifacts import NABA_CONFIG, WEIGHTS, read_checksums
 
     path = Path(model_dir)
     try:

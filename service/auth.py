@@ -24,11 +24,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from models.errors import NabaError
-from service.config import Settings
-from service.deps import SettingsDep
-from service.errors import ForbiddenError, UnauthorizedError, handle_naba_error
-from service.route_table import RouteTable
+from naba.models.errors import NabaError
+from naba.service.deps import SettingsDep
+from naba.service.errors import ForbiddenError, UnauthorizedError, handle_naba_error
+from naba.service.route_table import RouteTable
+from naba.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from models.errors import ModelNotReadyError
-from service.config import Settings
-from service.engine import InferenceEngine
+from naba.models.errors import ModelNotReadyError
+from naba.service.engine import InferenceEngine
+from naba.settings import Settings
 
 logger = logging.getLogger(__name__)
 

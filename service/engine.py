@@ -28,12 +28,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.encoding import EncodedArticle
-from models.errors import BatchTooLargeError, ModelNotReadyError, OverloadedError, RequestTimeoutError
-from models.predictor import Predictor, ResultOptions
-from models.results import Analysis, Article, ModelRef, OperatingPoint
-from service.config import Settings
-from service.metrics import (
+from naba.models.encoding import EncodedArticle
+from naba.models.errors import BatchTooLargeError, ModelNotReadyError, OverloadedError, RequestTimeoutError
+from naba.models.predictor import Predictor, ResultOptions
+from naba.models.results import Analysis, Article, ModelRef, OperatingPoint
+from naba.service.metrics import (
     ARTICLES,
     BATCH_TOKENS,
     INFERENCE_BATCH_SIZE,
@@ -43,13 +42,14 @@ from service.metrics import (
     QUEUE_WAIT,
     TOKENS,
 )
+from naba.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BatchingConfig:
-    """How the engine groups work; see `service.config.Settings` for the operator-facing names.
+    """How the engine groups work; see `naba.settings.Settings` for the operator-facing names.
 
     A model call takes as many queued articles as fit `max_batch_tokens` (at least one); there is no separate
     article cap, since the queue already bounds them. `NABA_MAX_BATCH_ARTICLES` limits a batch *request*,

@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models.errors import (
+from naba.models.errors import (
     BatchTooLargeError,
     EmptyInputError,
     InputTooLongError,
@@ -31,7 +31,7 @@ from models.errors import (
     OverloadedError,
     RequestTimeoutError,
 )
-from service.schemas import ErrorResponse
+from naba.service.schemas import ErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,9 @@ UNPARSABLE_BODY_REASONS: dict[type[Exception], str] = {
     UnicodeDecodeError: "it is not UTF-8 text",
     RecursionError: "it is nested too deeply",
 }
-BODY_TOO_LARGE_ERROR_TYPE = "body_too_large"  # a 413 for the body's size (`service.admission.BodySizeLimit`)
+BODY_TOO_LARGE_ERROR_TYPE = (
+    "body_too_large"  # a 413 for the body's size (`naba.service.admission.BodySizeLimit`)
+)
 INTERNAL_ERROR_TYPE = "internal_error"
 
 

@@ -13,7 +13,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.route_table import RouteTable
+from naba.service.route_table import RouteTable
 
 logger = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.errors import ModelNotReadyError, NabaError
-from models.predictor import Predictor
-from models.preprocessing import split_sentences
-from models.results import Article, ModelRef
-from service.config import Settings
-from service.engine import BatchingConfig, InferenceEngine
-from service.errors import ReloadFailedError
+from naba.models.errors import ModelNotReadyError, NabaError
+from naba.models.predictor import Predictor
+from naba.models.preprocessing import split_sentences
+from naba.models.results import Article, ModelRef
+from naba.service.engine import BatchingConfig, InferenceEngine
+from naba.service.errors import ReloadFailedError
+from naba.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.results import OperatingPoint
+from naba.models.results import OperatingPoint
 
 EXAMPLE_TITLE = "البنك المركزي يرفع سعر الفائدة"
 EXAMPLE_TEXT = (

@@ -64,7 +64,7 @@ def train_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from training.encoder import EncoderSize, build_encoder
+    from naba.training.encoder import EncoderSize, build_encoder
 
     texts = [r["text"] for r in seed_records()] + NEGATIVES
     size = EncoderSize(vocab_size=500, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,
@@ -80,7 +80,7 @@ TRAIN_ARGS = ["--max-length", "64", "--window-overlap", "16", "--num_train_epoch
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """A tiny fine-tuned artifact, trained once per session."""
-    from training.train import main
+    from naba.training.train import main
 
     output = tmp_path_factory.mktemp("models") / "tiny"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
@@ -90,7 +90,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train
 @pytest.fixture(scope="session")
 def rules_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """The same tiny artifact trained with `--rule-features`: it also reads the guide's labelling functions."""
-    from training.train import main
+    from naba.training.train import main
 
     output = tmp_path_factory.mktemp("models") / "tiny-rules"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
@@ -100,7 +100,7 @@ def rules_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path,
 @pytest.fixture(scope="session")
 def lexical_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """The same tiny artifact trained with `--lexical`: TF-IDF n-gram logits add to the network's."""
-    from training.train import main
+    from naba.training.train import main
 
     output = tmp_path_factory.mktemp("models") / "tiny-lexical"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
@@ -109,6 +109,6 @@ def lexical_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Pat
 
 @pytest.fixture(scope="session")
 def predictor(model_dir: Path):
-    from models.predictor import Predictor
+    from naba.models.predictor import Predictor
 
     return Predictor.from_dir(model_dir, device="cpu")

@@ -51,7 +51,7 @@ def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
 
 def platt_log_loss(logits: np.ndarray, truth: np.ndarray) -> float:
     """The mean log loss of one label's `fit_platt` probabilities on the data it was fitted to (with the
-    plain 0/1 targets): how well Platt-scaled `logits` explain `truth`. `training.tuning` compares candidate
+    plain 0/1 targets): how well Platt-scaled `logits` explain `truth`. `naba.training.tuning` compares candidate
     logits by it."""
     a, b = fit_platt(logits, truth)
     s = a * np.asarray(logits, dtype=float) + b

@@ -5,7 +5,7 @@ Decisions tuned on a small dev split (thresholds, calibration, lexical weights) 
 next articles. With cross-validation every labelled training article is scored once by a model that did not
 train on it, and the decisions are fitted on all those out-of-fold scores: hundreds of articles instead of a
 hundred, none of them seen by the model that scored it. `naba train --cv K` trains the K fold models, tunes
-on their scores (`training.tuning.tune_on_scores`), then trains the final model on every article.
+on their scores (`naba.training.tuning.tune_on_scores`), then trains the final model on every article.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from models.predictor import Scores
-from training.data import Record
-from training.metrics import classification_report
+from naba.models.predictor import Scores
+from naba.models.records import Record
+from naba.training.metrics import classification_report
 
 
 def rarest_label_key(records: list[Record]) -> list[str]:

@@ -20,7 +20,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from models.preprocessing import PreprocessConfig, normalize
+from naba.models.preprocessing import PreprocessConfig, normalize
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Per-label precision, recall and F1, micro and macro F1 and calibration (ECE) over articles that carry labels;
 how often the evidence sentences hit the annotators' quotes, over articles that carry quotes; ROUGE-1/2/L
 (Arabic-aware) of the summaries over articles that carry a reference summary. `--report DIR` also writes
-tables, plots and the worst errors for analysts (see `training.report`).
+tables, plots and the worst errors for analysts (see `naba.training.report`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from models.artifacts import update_metrics
-from models.predictor import Predictor, ResultOptions, Scores, add_loading_arguments
-from models.results import Analysis
-from training.data import Record, read_records
-from training.metrics import classification_report, expected_calibration_error, format_table
-from training.rouge import rouge
-from training.tuning import tune_on_dev
+from naba.models.artifacts import update_metrics
+from naba.models.predictor import Predictor, ResultOptions, Scores, add_loading_arguments
+from naba.models.records import Record, read_records
+from naba.models.results import Analysis
+from naba.training.metrics import classification_report, expected_calibration_error, format_table
+from naba.training.rouge import rouge
+from naba.training.tuning import tune_on_dev
 
 logger = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.update_card:
         update_metrics(args.model, metrics, predictor.config if args.retune else None)
     if args.report:
-        from training.report import write_report  # matplotlib is only imported for a report
+        from naba.training.report import write_report  # matplotlib is only imported for a report
 
         write_report(args.report, predictor, records, scored, metrics)
         logger.info("wrote the report to %s", args.report)

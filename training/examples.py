@@ -1,7 +1,7 @@
 """Labelled articles and summary pairs as training examples: encoder windows with tagging, evidence and oracle
 summary targets (`encode_records`), batched for the model by `TrainingCollator`.
 
-`naba train` and `naba fit-summary` both build their examples here, through `models.encoding` as the
+`naba train` and `naba fit-summary` both build their examples here, through `naba.models.encoding` as the
 predictor does, so training and inference read an article the same way.
 """
 
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from models.encoding import EncodedArticle, WindowConfig, collate, encode_article
-from models.preprocessing import PreprocessConfig
-from models.results import Article
-from training.data import Record, to_dataset
-from training.evaluate import evidence_hit
-from training.rouge import oracle_indices
+from naba.models.encoding import EncodedArticle, WindowConfig, collate, encode_article
+from naba.models.preprocessing import PreprocessConfig
+from naba.models.records import Record, to_dataset
+from naba.models.results import Article
+from naba.training.evaluate import evidence_hit
+from naba.training.rouge import oracle_indices
 
 if TYPE_CHECKING:
     import datasets

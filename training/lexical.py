@@ -1,8 +1,8 @@
-"""Fit the lexical head (`models.lexical`): TF-IDF word n-grams and the guide's rule features on the labelled
+"""Fit the lexical head (`naba.models.lexical`): TF-IDF word n-grams and the guide's rule features on the labelled
 training articles, one logistic regression per label.
 
 `naba train --lexical` fits it once the network is trained, on the same labelled records; then each label's
-lexical weight (1 without dev data), its calibration and its thresholds are tuned on dev (`training.tuning`).
+lexical weight (1 without dev data), its calibration and its thresholds are tuned on dev (`naba.training.tuning`).
 `bench/quality.py`'s TF-IDF + LR baselines are `fit_logistic` over word and character n-grams.
 """
 
@@ -15,10 +15,10 @@ import numpy as np
 from scipy import sparse
 from sklearn.linear_model import LogisticRegression
 
-from models.errors import DataError
-from models.lexical import LexicalHead, lexical_text, make_vectorizers, rule_columns
-from models.rules import rule_feature_names
-from training.data import Record
+from naba.models.errors import DataError
+from naba.models.lexical import LexicalHead, lexical_text, make_vectorizers, rule_columns
+from naba.models.records import Record
+from naba.models.rules import rule_feature_names
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def fit_logistic(
 
 def fit_lexical_head(records: Sequence[Record], labels: Sequence[str], min_df: int = 2) -> LexicalHead:
     """Fit the head on the labelled records (unlabelled ones, e.g. summary pairs, are skipped), over the n-grams
-    and every labelling function of `models.rules`.
+    and every labelling function of `naba.models.rules`.
 
     Raises:
         DataError: no labelled record, or no n-gram that occurs in `min_df` of them.

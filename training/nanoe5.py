@@ -31,7 +31,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from tqdm import tqdm
 from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
-from models.errors import ArtifactError
+from naba.models.errors import ArtifactError
 
 logger = logging.getLogger(__name__)
 

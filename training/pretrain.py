@@ -5,7 +5,7 @@ From scratch it trains a WordPiece vocabulary (`tokenizers`) and a randomly init
 with that encoder's own vocabulary. Reads like HF's `run_mlm.py`: parse → seed → corpus (`datasets`) →
 held-out split → tokenizer → tokenise and pack into blocks (`datasets.map`) → `Trainer` with
 `DataCollatorForLanguageModeling` → held-out MLM loss and masked-token accuracy → encoder directory. A BERT
-scores the vocabulary at masked positions only (`training.masked_lm`): 2.6x less time per step on CPU.
+scores the vocabulary at masked positions only (`naba.training.masked_lm`): 2.6x less time per step on CPU.
 
 Text is normalised exactly as the predictor normalises articles, so the encoder sees what it will be served.
 Checkpoints go to `<output>.checkpoints/`; `--resume` continues from the last one after a crash, with the same
@@ -44,12 +44,12 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from models.artifacts import atomic_directory
-from models.errors import ArtifactError, DataError
-from models.preprocessing import PreprocessConfig, normalize
-from training.embeddings import cooccurrence_vectors
-from training.encoder import TRAINERS, EncoderSize, TokenizerKind, bert_config
-from training.masked_lm import MaskedPositionsBertForMaskedLM, predicted_ids
+from naba.models.artifacts import atomic_directory
+from naba.models.errors import ArtifactError, DataError
+from naba.models.preprocessing import PreprocessConfig, normalize
+from naba.training.embeddings import cooccurrence_vectors
+from naba.training.encoder import TRAINERS, EncoderSize, TokenizerKind, bert_config
+from naba.training.masked_lm import MaskedPositionsBertForMaskedLM, predicted_ids
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ article becomes a training record when the model is sure of every label: a calib
 skipped. A positive label's evidence is the first sentence the predictor quotes for it. Training a model
 again with these records added (`naba train --train labelled.jsonl pseudo.jsonl`) is self-training;
 `bench/quality.py --ablation` measures what it adds. Streaming, exclusions and the output format are
-`naba weak-label`'s (`training.weak.label_corpus`): the two differ only in who decides.
+`naba weak-label`'s (`naba.training.weak.label_corpus`): the two differ only in who decides.
 
     naba pseudo-label --model artifacts/v1 --corpus ant_multisource.jsonl.gz --output pseudo.jsonl
 """
@@ -18,10 +18,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.predictor import Predictor, add_loading_arguments
-from models.preprocessing import sentence_spans
-from training.data import Record, read_records
-from training.weak import (
+from naba.models.predictor import Predictor, add_loading_arguments
+from naba.models.preprocessing import sentence_spans
+from naba.models.records import Record, read_records
+from naba.training.weak import (
     CORPUS_ID_PREFIXES,
     DEFAULT_MIN_CONFIDENCE,
     Decide,
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> WeakLabelReport:
         if value is not None and value < (0 if name == "max_unlabelled" else 1):
             parser.error(f"--{name.replace('_', '-')} is too small: {value}")
 
-    from service.config import get_settings
+    from naba.settings import get_settings
 
     labelled_dir = get_settings().data_dir / "labelled"
     holdout = (

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.evaluate import ECE_BINS, Scored, label_arrays
-from training.metrics import precision_recall_curve, reliability_bins
+from naba.training.evaluate import ECE_BINS, Scored, label_arrays
+from naba.training.metrics import precision_recall_curve, reliability_bins
 
 if TYPE_CHECKING:
-    from models.predictor import Predictor
-    from training.data import Record
+    from naba.models.predictor import Predictor
+    from naba.models.records import Record
 
 N_ERRORS = 10  # false positives and false negatives shown per label
 EXCERPT_CHARS = 400

@@ -1,7 +1,7 @@
 """Arabic-aware ROUGE, and greedy oracle sentence labels for training the extractive summariser.
 
 `rouge_score`'s default tokenizer keeps only `[a-z0-9]`, so it silently scores every Arabic text 0. Here
-`RougeScorer` gets `ArabicTokenizer`, which folds spelling variants the way `models.preprocessing` does for
+`RougeScorer` gets `ArabicTokenizer`, which folds spelling variants the way `naba.models.preprocessing` does for
 comparisons and keeps words in any script. `oracle_indices` picks the sentences that best match a reference
 summary; it runs over thousands of articles per training run, so it counts n-grams itself instead of
 calling `RougeScorer` in its inner loop, and gives exactly the scores `RougeScorer` would give.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from models.preprocessing import FOLD_ALL, normalize
+from naba.models.preprocessing import FOLD_ALL, normalize
 
 if TYPE_CHECKING:
     from rouge_score.rouge_scorer import RougeScorer

@@ -11,16 +11,17 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from importlib.resources import files
 from pathlib import Path
 
-from models.errors import DataError
-from training import train
-from training.data import read_records
-from training.encoder import EncoderSize, build_encoder
+from naba.models.errors import DataError
+from naba.models.records import read_records
+from naba.training import train
+from naba.training.encoder import EncoderSize, build_encoder
 
 logger = logging.getLogger(__name__)
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds" / "seeds.jsonl"
+SEEDS = Path(str(files("naba.seeds") / "seeds.jsonl"))  # package data, in the wheel too
 STARTER_SIZE = EncoderSize(
     vocab_size=8_000,
     hidden_size=128,
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--max-summary-articles", type=int, default=1500)
     args = parser.parse_args(argv)
 
-    from service.config import get_settings
+    from naba.settings import get_settings
 
     data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
     train_files, dev_files, what = find_data(data_dir, args.seeds)

@@ -20,14 +20,14 @@ from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from models.artifacts import load_artifact, save_artifact
-from models.encoding import WindowConfig
-from models.errors import ArtifactError, DataError
-from models.lexical import LexicalHead
-from models.modeling import NabaModel
-from models.preprocessing import PreprocessConfig
-from training.data import Record, read_records
-from training.examples import TrainingCollator, encode_records
+from naba.models.artifacts import load_artifact, save_artifact
+from naba.models.encoding import WindowConfig
+from naba.models.errors import ArtifactError, DataError
+from naba.models.lexical import LexicalHead
+from naba.models.modeling import NabaModel
+from naba.models.preprocessing import PreprocessConfig
+from naba.models.records import Record, read_records
+from naba.training.examples import TrainingCollator, encode_records
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ Reads top to bottom like HF's `run_classification.py`: parse → logging → see
 `labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
 may hold either or both. Training articles that are also dev articles are dropped. With `--init-from` it
 continues from an existing artifact: the label set may grow, and shrinks only with `--labels`. With
-`--rule-features` the model also reads the annotation guide's rules (`models.rules`).
+`--rule-features` the model also reads the annotation guide's rules (`naba.models.rules`).
 """
 
 from __future__ import annotations
@@ -21,22 +21,22 @@ from typing import Any
 import torch
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
 
-from models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
-from models.encoding import WindowConfig
-from models.errors import ArtifactError, DataError
-from models.lexical import LexicalHead
-from models.modeling import HeadConfig, NabaModel
-from models.predictor import Predictor, Scores, resolve_device
-from models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
-from models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
-from training.cross_validation import OutOfFold, cross_validated_metrics, fold_indices
-from training.data import Record, data_hash, label_set, read_records
-from training.evaluate import evaluate
-from training.examples import TrainingCollator, encode_records
-from training.lexical import fit_lexical_head
-from training.summary_head import fit_summary_head
-from training.tuning import OPERATING_POINT_BETAS, dev_scores, truth_matrix, tune_on_dev, tune_on_scores
-from training.weak import LabelModel
+from naba.models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
+from naba.models.encoding import WindowConfig
+from naba.models.errors import ArtifactError, DataError
+from naba.models.lexical import LexicalHead
+from naba.models.modeling import HeadConfig, NabaModel
+from naba.models.predictor import Predictor, Scores, resolve_device
+from naba.models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
+from naba.models.records import Record, data_hash, label_set, read_records
+from naba.models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
+from naba.training.cross_validation import OutOfFold, cross_validated_metrics, fold_indices
+from naba.training.evaluate import evaluate
+from naba.training.examples import TrainingCollator, encode_records
+from naba.training.lexical import fit_lexical_head
+from naba.training.summary_head import fit_summary_head
+from naba.training.tuning import OPERATING_POINT_BETAS, dev_scores, truth_matrix, tune_on_dev, tune_on_scores
+from naba.training.weak import LabelModel
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ def loss_weights(model_args: ModelArguments) -> dict[str, float]:
 
 def text_key(text: str) -> str:
     """An article's text as compared across splits: Unicode forms, invisible characters, diacritics, tatweel,
-    letter and digit variants and whitespace folded (`models.preprocessing.normalize` with `FOLD_ALL`)."""
+    letter and digit variants and whitespace folded (`naba.models.preprocessing.normalize` with `FOLD_ALL`)."""
     return normalize(text, FOLD_ALL)
 
 
@@ -462,14 +462,14 @@ def main(argv: list[str] | None = None) -> Path:
         fitted.model, fitted.tokenizer, config, output, model_args.weights_dtype, fitted.lexical
     )
     if model_args.export != "none":
-        from models.onnx_backend import export_onnx  # ONNX Runtime is only imported when used
+        from naba.models.onnx_backend import export_onnx  # ONNX Runtime is only imported when used
 
         export_onnx(saved, quantize=model_args.export == "int8")
     return saved
 
 
 def rule_head_from_label_model(model: NabaModel, labels: list[str], records: list[Record]) -> None:
-    """Start the rule head at the weak label model's vote weights (`training.weak.LabelModel`, fitted on the
+    """Start the rule head at the weak label model's vote weights (`naba.training.weak.LabelModel`, fitted on the
     labelled training records): each rule adds its log-likelihood ratio to its own label's logit.
 
     A zero head would have to learn these at the optimiser's pace, about a learning rate per step, which the

@@ -12,10 +12,10 @@ import logging
 
 import numpy as np
 
-from models.predictor import Predictor, Scores
-from training.calibration import fit_calibration, platt_log_loss
-from training.data import Record
-from training.metrics import tune_thresholds
+from naba.models.predictor import Predictor, Scores
+from naba.models.records import Record
+from naba.training.calibration import fit_calibration, platt_log_loss
+from naba.training.metrics import tune_thresholds
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def tune_on_scores(predictor: Predictor, scores: list[Scores], truth: np.ndarray
     labels `truth`, in place; return their logits as the tuned model sums them.
 
     With a lexical head, each label's lexical weight comes first (`tune_lexical_weights`). Then each label's
-    Platt scaling is fitted to the raw logits (`training.calibration`); then, on the calibrated
+    Platt scaling is fitted to the raw logits (`naba.training.calibration`); then, on the calibrated
     probabilities, each label's threshold that maximises F1 (`thresholds`, the balanced point) and those that
     maximise F0.5 and F2 (`operating_points`: precision and recall). The scores must have been computed with
     the lexical weights the predictor holds (each label's network logit is recovered from them).

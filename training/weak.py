@@ -2,10 +2,10 @@
 
 Three steps, each a plain function of its input:
 
-1. **Labelling functions** (`models.rules.LABELLING_FUNCTIONS`, shared with the model's rule features):
+1. **Labelling functions** (`naba.models.rules.LABELLING_FUNCTIONS`, shared with the model's rule features):
    named regular expressions written from LABELS.md, matched on each *sentence* of an article after full
    folding. A function votes for its label (+1) or against it (-1), or abstains, after the guide's exclusions
-   (`masks`) and more specific functions (`yields_to`) have had their say (see `models.rules`). A positive vote
+   (`masks`) and more specific functions (`yields_to`) have had their say (see `naba.models.rules`). A positive vote
    names its sentence, which can become the evidence quote.
 2. **Label model** (`LabelModel`): a naive-Bayes weighted vote, as in Snorkel. An article's vote from a
    function is its vote in any sentence; one implicit function per label, `<label>:no_positive`, votes
@@ -20,7 +20,7 @@ Three steps, each a plain function of its input:
    Without labelled data every function keeps its prior and b = 1/2: a plain accuracy-weighted vote.
 3. **Output** (`weak_label`): every corpus article whose three labels are all decided becomes one record in
    the labelled format `naba train` reads, with the verbatim evidence sentence of each positive label (the
-   body sentence whose positive votes weigh most) and, in a `weak` field that `training.data` ignores, the
+   body sentence whose positive votes weigh most) and, in a `weak` field that `naba.models.records` ignores, the
    confidence of each decision. Articles of the labelled files (training, dev, hold-out) are never emitted,
    so no dev article leaks into training and no training article appears twice.
 
@@ -47,8 +47,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from models.errors import DataError
-from models.rules import (  # F401: re-exported, the labelling functions lived here before `models.rules`
+from naba.models.errors import DataError
+from naba.models.records import Record, iter_rows, read_records
+from naba.models.rules import (  # F401: re-exported, the labelling functions lived here before `naba.models.rules`
     AT,  # noqa: F401
     CC,  # noqa: F401
     FUNCTIONS_BY_NAME,
@@ -64,15 +65,14 @@ from models.rules import (  # F401: re-exported, the labelling functions lived h
     no_positive_name,
     sentence_votes,  # noqa: F401
 )
-from training.data import Record, iter_rows, read_records
-from training.metrics import classification_report
+from naba.training.metrics import classification_report
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MIN_CONFIDENCE = 0.9
 PRIOR_STRENGTH = 2.0  # m: pseudo-votes behind each function's hand-set prior accuracy
 NO_POSITIVE_PRIOR = 0.85  # prior accuracy of each label's implicit "no positive function fired" vote
-# Corpus rows carry a `corpus` field, but `training.data.Record` does not keep it, so corpora are told apart
+# Corpus rows carry a `corpus` field, but `naba.models.records.Record` does not keep it, so corpora are told apart
 # by their id prefixes (see ../shared/data/README.md).
 CORPUS_ID_PREFIXES = {
     "saudinewsnet": ("SNN-",),
@@ -305,7 +305,7 @@ def label_corpus(
 ) -> WeakLabelReport:
     """Stream corpus files through `decide` and write each article whose labels are all decided as one record
     in the labelled format `naba train` reads (`weak_record`): what `naba weak-label` (the guide's rules) and
-    `naba pseudo-label` (a trained model, `training.pseudo`) share.
+    `naba pseudo-label` (a trained model, `naba.training.pseudo`) share.
 
     Args:
         corpus: `.jsonl(.gz)`/`.csv(.gz)` files, streamed; rows without an id get `<file name>:<line>`.
@@ -400,7 +400,7 @@ def evaluate(model: LabelModel, records: Sequence[Record]) -> dict[str, Any]:
     """
     import numpy as np
 
-    from training.evaluate import evidence_hit  # imported here: it pulls in the model code
+    from naba.training.evaluate import evidence_hit  # imported here: it pulls in the model code
 
     records = [r for r in records if r.labels is not None]
     if not records:
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> WeakLabelReport | dict[str, Any]:
     if args.max_articles is not None and args.max_articles < 1:
         parser.error("--max-articles must be at least 1")
 
-    from service.config import get_settings
+    from naba.settings import get_settings
 
     labelled_dir = get_settings().data_dir / "labelled"
     train_file = args.train or _if_file(labelled_dir / "train.jsonl")

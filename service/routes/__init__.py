@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from service.auth import require_api_key
-from service.errors import error_responses
-from service.routes import admin, analyze, health, metrics, model
+from naba.service.auth import require_api_key
+from naba.service.errors import error_responses
+from naba.service.routes import admin, analyze, health, metrics, model
 
 API_KEY = [Depends(require_api_key)]
 

@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from service.auth import require_admin_key
-from service.deps import SettingsDep
-from service.errors import ReloadInProgressError, error_responses
-from service.reload import reload_model
-from service.schemas import ModelRefOut, ReloadRequest, ReloadResponse
+from naba.service.auth import require_admin_key
+from naba.service.deps import SettingsDep
+from naba.service.errors import ReloadInProgressError, error_responses
+from naba.service.reload import reload_model
+from naba.service.schemas import ModelRefOut, ReloadRequest, ReloadResponse
 
 router = APIRouter(
     prefix="/v1/admin",

@@ -11,13 +11,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from models.errors import BatchTooLargeError, InvalidInputError, NabaError
-from models.preprocessing import check_unicode, truncate_text, validate_text, validate_title
-from models.results import Article
-from service.config import Settings
-from service.deps import EngineDep, SettingsDep
-from service.errors import error_responses
-from service.schemas import (
+from naba.models.errors import BatchTooLargeError, InvalidInputError, NabaError
+from naba.models.preprocessing import check_unicode, truncate_text, validate_text, validate_title
+from naba.models.results import Article
+from naba.service.deps import EngineDep, SettingsDep
+from naba.service.errors import error_responses
+from naba.service.schemas import (
     AnalyzeOptions,
     AnalyzeRequest,
     AnalyzeResponse,
@@ -25,6 +24,7 @@ from service.schemas import (
     BatchAnalyzeResponse,
     BatchItemOut,
 )
+from naba.settings import Settings
 
 logger = logging.getLogger(__name__)
 

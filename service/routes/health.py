@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import EngineDep
-from service.errors import error_responses
-from service.schemas import HealthResponse, ModelRefOut, ReadyResponse
+from naba.service.deps import EngineDep
+from naba.service.errors import error_responses
+from naba.service.schemas import HealthResponse, ModelRefOut, ReadyResponse
 
 router = APIRouter(tags=["operations"])
 

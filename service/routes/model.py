@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import EngineDep, SettingsDep
-from service.errors import error_responses
-from service.schemas import ModelInfo
+from naba.service.deps import EngineDep, SettingsDep
+from naba.service.errors import error_responses
+from naba.service.schemas import ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.batch import BASELINE, COLUMNS, batch_table, build_parser, time_batch
 from bench.common import length_stats
 from bench.pipeline_server import build_pipeline
-from models.results import Article
+from naba.models.results import Article
 from tests.conftest import seed_records
 
 

@@ -11,8 +11,8 @@ import pytest
 
 import bench.common as common
 from bench.common import ModelChoice, with_exports
-from models.artifacts import write_checksums
-from models.onnx_backend import EXPORT_INFO, INT8, ONNX_DIR, export_is_current
+from naba.models.artifacts import write_checksums
+from naba.models.onnx_backend import EXPORT_INFO, INT8, ONNX_DIR, export_is_current
 
 
 def test_a_model_it_does_not_own_is_copied_then_exported(

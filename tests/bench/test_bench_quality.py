@@ -12,9 +12,9 @@ import pytest
 
 from bench import quality
 from bench.quality import lead, oracle_1
+from naba.models.records import Record
+from naba.training.metrics import expected_calibration_error
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
-from training.data import Record
-from training.metrics import expected_calibration_error
 
 RECORDS = [
     Record(

@@ -8,8 +8,8 @@ from pathlib import Path
 from bench.common import markdown_table
 from bench.pipeline_server import create_app as create_baseline
 from bench.serve import COLUMNS, LoadResult, _row, build_parser, drive
-from service.app import create_app
-from service.config import Settings
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.conftest import seed_records
 from tests.service.live_server import live_server
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from bench.threads import on_a_thread, pass_times
-from models.results import Article
+from naba.models.results import Article
 from tests.conftest import seed_records
 
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.artifacts import (
+from naba.models.artifacts import (
     NabaConfig,
     load_artifact,
     read_config,
@@ -24,12 +24,12 @@ from models.artifacts import (
     work_directory,
     write_checksums,
 )
-from models.card import render_card
-from models.encoding import collate
-from models.errors import ArtifactError
-from models.predictor import Predictor
-from models.results import Article
-from models.rules import RULES_VERSION, rule_feature_names
+from naba.models.card import render_card
+from naba.models.encoding import collate
+from naba.models.errors import ArtifactError
+from naba.models.predictor import Predictor
+from naba.models.results import Article
+from naba.models.rules import RULES_VERSION, rule_feature_names
 from tests.conftest import NEGATIVES
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from models.artifacts import read_config
-from models.predictor import Predictor
-from models.results import Article
-from service.config import DEFAULT_MODEL_DIR, Settings
+from naba.models.artifacts import read_config
+from naba.models.predictor import Predictor
+from naba.models.results import Article
+from naba.settings import DEFAULT_MODEL_DIR, Settings
 from tests.conftest import NEGATIVES, seed_records
 
 MAX_BYTES = 30 * 2**20  # the budget for a model kept in the repository

@@ -6,10 +6,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from models.encoding import WindowConfig, collate, encode_article
-from models.preprocessing import PreprocessConfig
-from models.results import Article
-from models.rules import rule_features
+from naba.models.encoding import WindowConfig, collate, encode_article
+from naba.models.preprocessing import PreprocessConfig
+from naba.models.results import Article
+from naba.models.rules import rule_features
 
 LONG = " ".join(f"الجملة رقم {i} عن العمليات المشتركة في المحافظة." for i in range(60))
 

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from models.errors import ArtifactError, DataError
-from models.lexical import LEXICAL_CONFIG, LEXICAL_WEIGHTS, LexicalHead, lexical_text
-from models.results import Article
-from models.rules import rule_feature_names, rule_features
+from naba.models.errors import ArtifactError, DataError
+from naba.models.lexical import LEXICAL_CONFIG, LEXICAL_WEIGHTS, LexicalHead, lexical_text
+from naba.models.records import Record
+from naba.models.results import Article
+from naba.models.rules import rule_feature_names, rule_features
+from naba.training.lexical import fit_lexical_head, fit_logistic
 from tests.conftest import NEGATIVES, seed_records
-from training.data import Record
-from training.lexical import fit_lexical_head, fit_logistic
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
 

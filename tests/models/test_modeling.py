@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from models.encoding import EncodedArticle, collate
-from models.modeling import HeadConfig, NabaModel
-from models.predictor import Predictor
+from naba.models.encoding import EncodedArticle, collate
+from naba.models.modeling import HeadConfig, NabaModel
+from naba.models.predictor import Predictor
 
 
 def test_length_groups_start_a_new_group_when_windows_get_much_shorter() -> None:

@@ -14,9 +14,10 @@ import pytest
 import torch
 from scipy.special import logit
 
-from models.artifacts import sha256_file, write_checksums
-from models.errors import ArtifactError, NabaError
-from models.onnx_backend import (
+from naba.cli import main
+from naba.models.artifacts import sha256_file, write_checksums
+from naba.models.errors import ArtifactError, NabaError
+from naba.models.onnx_backend import (
     CHECKSUMS,
     EXPORT_FORMAT,
     EXPORT_INFO,
@@ -26,12 +27,11 @@ from models.onnx_backend import (
     export_is_current,
     export_onnx,
 )
-from models.predictor import Predictor
-from models.results import Article
-from naba.cli import main
+from naba.models.predictor import Predictor
+from naba.models.records import read_records
+from naba.models.results import Article
+from naba.training.evaluate import evaluate
 from tests.conftest import seed_records
-from training.data import read_records
-from training.evaluate import evaluate
 
 SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]
 LONG = Article(
@@ -237,6 +237,6 @@ def test_auto_backend_serves_the_fastest_export_the_model_holds(
     onnx_dir = copy / ONNX_DIR
     (onnx_dir / EXPORT_INFO).write_text(json.dumps({"weights_sha256": "0" * 64}), "utf-8")
     write_checksums(onnx_dir)
-    with caplog.at_level(logging.WARNING, logger="models.onnx_backend"):
+    with caplog.at_level(logging.WARNING, logger="naba.models.onnx_backend"):
         assert Predictor.from_dir(copy, device="cpu").backend == "torch"
     assert "other weights" in caplog.text

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.artifacts import NabaConfig
-from models.errors import EmptyInputError, InvalidInputError, NabaError
-from models.predictor import (
+from naba.models.artifacts import NabaConfig
+from naba.models.errors import EmptyInputError, InvalidInputError, NabaError
+from naba.models.predictor import (
     WINDOWS_PER_PASS,
     Predictor,
     Scores,
@@ -19,8 +19,8 @@ from models.predictor import (
     resolve_device,
     summary_length,
 )
-from models.preprocessing import split_sentences
-from models.results import OPERATING_POINTS, Article
+from naba.models.preprocessing import split_sentences
+from naba.models.results import OPERATING_POINTS, Article
 from tests.conftest import NEGATIVES, seed_records
 
 SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]

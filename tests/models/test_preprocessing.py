@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.errors import EmptyInputError, InputTooLongError, InvalidInputError
-from models.preprocessing import (
+from naba.models.errors import EmptyInputError, InputTooLongError, InvalidInputError
+from naba.models.preprocessing import (
     FOLD_ALL,
     PreprocessConfig,
     check_unicode,

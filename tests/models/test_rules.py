@@ -1,4 +1,4 @@
-"""`models.rules`: the guide's labelling functions, their votes, and the rule features a model reads."""
+"""`naba.models.rules`: the guide's labelling functions, their votes, and the rule features a model reads."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from models.results import Article
-from models.rules import (
+from naba.models.records import Record
+from naba.models.results import Article
+from naba.models.rules import (
     AT,
     CC,
     JO,
@@ -28,7 +29,6 @@ from models.rules import (
     sentence_votes,
 )
 from tests.conftest import NEGATIVES
-from training.data import Record
 
 # (label, function that must fire, a sentence from the guide's examples, a near miss the guide excludes)
 GUIDE_EXAMPLES = [

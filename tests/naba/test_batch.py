@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from models.errors import DataError, InvalidInputError
-from models.results import Analysis, Article, LabelResult, ModelRef
 from naba.batch import BatchUsageError, ResumeRefusedError, manifest_path, run_batch
+from naba.models.errors import DataError, InvalidInputError
+from naba.models.results import Analysis, Article, LabelResult, ModelRef
 
 # Arabic texts of different lengths, so that length sorting changes the order.
 TEXTS = [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from models.artifacts import read_config
-from models.preprocessing import split_sentences
 from naba.batch import BatchReport
 from naba.cli import EXIT_INCOMPLETE, main
+from naba.models.artifacts import read_config
+from naba.models.preprocessing import split_sentences
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
 
 
@@ -63,7 +63,7 @@ def test_predict_operating_point_and_summary_ratio(model_dir: Path, tmp_path: Pa
 def test_predict_passes_dtype_to_the_predictor(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from models.predictor import Predictor
+    from naba.models.predictor import Predictor
 
     loaded = []
     real = Predictor.from_dir.__func__  # type: ignore[attr-defined]
@@ -109,7 +109,7 @@ def test_predict_refuses_bad_options(
 @pytest.fixture
 def no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fail if a test loads a model: its arguments must be refused first."""
-    from models.predictor import Predictor
+    from naba.models.predictor import Predictor
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model was loaded before the arguments were checked")
@@ -154,8 +154,8 @@ def test_predict_wires_errors_batch_size_and_max_chars(
     """NABA_BATCH_SIZE is the default batch size, NABA_MAX_CHARS the length limit, --errors the errors file;
     the exit code says whether every line has its result."""
     import naba.batch
-    from models.predictor import Predictor
-    from service.config import get_settings
+    from naba.models.predictor import Predictor
+    from naba.settings import get_settings
 
     class Loaded:
         backend, device, dtype = "torch", "cpu", "torch.float32"

@@ -20,10 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from models.predictor import Predictor
-from models.results import Article
+from naba.models.predictor import Predictor
+from naba.models.results import Article
+from naba.training.train import main as train_main
 from tests.conftest import NEGATIVES, REPO, TRAIN_ARGS, seed_records, write_jsonl
-from training.train import main as train_main
 
 N_ARTICLES = 80
 POLL_S = 0.005

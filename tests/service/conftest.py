@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.config import Settings
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.service.fakes import FakePredictor, wait_until_loaded
 
 

@@ -1,4 +1,4 @@
-"""A fake predictor that duck-types `models.predictor.Predictor`, variants that misbehave, and a wait helper.
+"""A fake predictor that duck-types `naba.models.predictor.Predictor`, variants that misbehave, and a wait helper.
 
 The fake is deterministic and derived from the input (a label scores high when one of its keywords occurs,
 the summary is the first sentences), so tests can predict every field without a model.
@@ -14,9 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from models.predictor import DEFAULT_OPTIONS, Predictor, ResultOptions, summary_length
-from models.preprocessing import split_sentences
-from models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
+from naba.models.predictor import DEFAULT_OPTIONS, Predictor, ResultOptions, summary_length
+from naba.models.preprocessing import split_sentences
+from naba.models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
 
 KEYWORDS = {
     "economy": ("البنك", "التضخم", "الاقتصاد"),
@@ -40,7 +40,7 @@ class FakeEncoded:
 
 
 class FakePredictor:
-    """Stands in for `models.predictor.Predictor`: same attributes and staged methods, keyword scores.
+    """Stands in for `naba.models.predictor.Predictor`: same attributes and staged methods, keyword scores.
 
     Keyword labels score 0.9 and others 0.1, so the `precision` operating point (0.95) tags nothing and
     `recall` (0.05) tags every label.

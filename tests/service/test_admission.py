@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from service.admission import AdmissionGate
+from naba.service.admission import AdmissionGate
 from tests.service.fakes import ECONOMY_TEXT
 
 

@@ -16,8 +16,8 @@ import torch
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from service.app import create_app
-from service.config import Settings
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.service.fakes import (
     ECONOMY_TEXT,
     POLITICS_TEXT,
@@ -486,7 +486,7 @@ def test_unexpected_error_is_generic_500_and_logged(
         assert "secret" not in response.text
         assert "Traceback" not in response.text
         assert client.get("/healthz").status_code == 200
-    logged = [r for r in caplog.records if r.name == "service.errors" and r.exc_info]
+    logged = [r for r in caplog.records if r.name == "naba.service.errors" and r.exc_info]
     assert logged, "the traceback goes to the log"
     assert "secret internal detail" in str(logged[0].exc_info[1])
 

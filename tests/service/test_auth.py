@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.types import Message
 
-from service.app import create_app
-from service.auth import key_matches
-from service.config import Settings
+from naba.service.app import create_app
+from naba.service.auth import key_matches
+from naba.settings import Settings
 from tests.service.fakes import ECONOMY_TEXT, FakePredictor, wait_until_loaded
 
 API_KEY = "api-key-3f9c2a71e0"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from models.onnx_backend import export_onnx
-from models.preprocessing import split_sentences
-from service.app import create_app
-from service.config import Settings
+from naba.models.onnx_backend import export_onnx
+from naba.models.preprocessing import split_sentences
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.conftest import NEGATIVES, seed_records
 from tests.service.fakes import wait_until_loaded
 

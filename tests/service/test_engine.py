@@ -10,16 +10,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from models.errors import (
+from naba.models.errors import (
     BatchTooLargeError,
     InvalidInputError,
     ModelNotReadyError,
     OverloadedError,
     RequestTimeoutError,
 )
-from models.results import Analysis, Article
-from service.config import Settings
-from service.engine import BatchingConfig, InferenceEngine
+from naba.models.results import Analysis, Article
+from naba.service.engine import BatchingConfig, InferenceEngine
+from naba.settings import Settings
 from tests.service.fakes import (
     ECONOMY_TEXT,
     POLITICS_TEXT,

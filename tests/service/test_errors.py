@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from models.errors import (
+from naba.models.errors import (
     ArtifactError,
     BatchTooLargeError,
     DataError,
@@ -17,9 +17,9 @@ from models.errors import (
     OverloadedError,
     RequestTimeoutError,
 )
-from service.app import create_app
-from service.config import Settings
-from service.errors import describe_validation_errors, status_for
+from naba.service.app import create_app
+from naba.service.errors import describe_validation_errors, status_for
+from naba.settings import Settings
 from tests.service.fakes import ECONOMY_TEXT, RaisingPredictor, wait_until_loaded
 
 TABLE = [

@@ -28,8 +28,8 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from service.app import create_app
-from service.config import Settings
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.conftest import seed_records
 from tests.service.live_server import live_server
 from tests.service.load_client import Outcome

@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import service.reload
-from models.artifacts import load_artifact, save_artifact
-from models.predictor import Predictor
-from models.results import Analysis, Article, LabelResult
-from service.app import create_app
-from service.config import Settings
-from service.errors import ReloadFailedError
-from service.reload import SMOKE_ARTICLE, smoke_check
+import naba.service.reload
+from naba.models.artifacts import load_artifact, save_artifact
+from naba.models.predictor import Predictor
+from naba.models.results import Analysis, Article, LabelResult
+from naba.service.app import create_app
+from naba.service.errors import ReloadFailedError
+from naba.service.reload import SMOKE_ARTICLE, smoke_check
+from naba.settings import Settings
 from tests.conftest import NEGATIVES
 from tests.service.fakes import FakeEncoded, FakePredictor, in_thread, wait_until_loaded
 
@@ -152,7 +152,7 @@ def test_reload_of_model_failing_smoke_check_keeps_old_model(
     real_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = broken(score("economy", 1.5))
-    monkeypatch.setattr(service.reload.Predictor, "from_dir", lambda path, **kwargs: bad)
+    monkeypatch.setattr(naba.service.reload.Predictor, "from_dir", lambda path, **kwargs: bad)
     assert_reload_failed(reload(real_client, Path("/any")), "smoke check failed", "outside [0, 1]")
     assert served_version(real_client) == "test-1"
 
@@ -163,7 +163,7 @@ def test_reload_of_model_crashing_on_load_keeps_old_model(
     def crash(path: Path, device: str, **kwargs: Any) -> Predictor:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(service.reload.Predictor, "from_dir", crash)
+    monkeypatch.setattr(naba.service.reload.Predictor, "from_dir", crash)
     assert_reload_failed(reload(real_client, Path("/any")), "OSError: disk on fire")
     assert served_version(real_client) == "test-1"
 
@@ -206,7 +206,7 @@ def test_concurrent_reload_is_409_and_serving_goes_on(
         assert release.wait(timeout=30), "test never released the load"
         return real_from_dir(path, device=device)
 
-    monkeypatch.setattr(service.reload.Predictor, "from_dir", slow_from_dir)
+    monkeypatch.setattr(naba.service.reload.Predictor, "from_dir", slow_from_dir)
     first, out = in_thread(lambda: reload(real_client, model_v2))
     try:
         assert entered.wait(timeout=30)
@@ -319,6 +319,6 @@ def test_smoke_check_refuses_broken_answers(change: Callable[[Analysis], Analysi
 
 
 def test_smoke_article_has_several_sentences() -> None:
-    from models.preprocessing import split_sentences
+    from naba.models.preprocessing import split_sentences
 
     assert len(split_sentences(SMOKE_ARTICLE.text)) >= 3

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.artifacts import load_artifact, save_artifact
-from service.app import create_app
-from service.config import Settings
+from naba.models.artifacts import load_artifact, save_artifact
+from naba.service.app import create_app
+from naba.settings import Settings
 from tests.conftest import NEGATIVES, seed_records
 from tests.service.live_server import live_server
 

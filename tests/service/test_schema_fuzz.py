@@ -32,9 +32,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from models.predictor import Predictor
-from service.app import create_app
-from service.config import Settings
+from naba.models.predictor import Predictor
+from naba.service.app import create_app
+from naba.settings import Settings
 
 MAX_EXAMPLES = 50
 SEED = 20240601

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from training import calibration
-from training.calibration import fit_calibration, fit_platt
+from naba.training import calibration
+from naba.training.calibration import fit_calibration, fit_platt
 
 
 def _synthetic(scale: float, bias: float, n: int = 20_000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +124,7 @@ def test_fit_calibration_covers_every_label() -> None:
 
 
 def test_calibrated_probabilities_apply_each_labels_platt_fit() -> None:
-    from models.predictor import calibrated_probabilities
+    from naba.models.predictor import calibrated_probabilities
 
     calibration = {"a": {"scale": 0.7, "bias": -1.2}, "b": {"scale": 2.0, "bias": 0.5}}  # "c": none
     logits = np.array([[-3.0, 0.0, 4.0], [1.5, -0.5, -40.0]])

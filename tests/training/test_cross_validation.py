@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.artifacts import read_config
-from models.predictor import Predictor
+from naba.models.artifacts import read_config
+from naba.models.predictor import Predictor
+from naba.models.records import Record, read_records
+from naba.training import train as train_module
+from naba.training.calibration import fit_calibration
+from naba.training.cross_validation import cross_validated_metrics, fold_indices, rarest_label_key
+from naba.training.metrics import tune_thresholds
+from naba.training.train import main
 from tests.conftest import TRAIN_ARGS
-from training import train as train_module
-from training.calibration import fit_calibration
-from training.cross_validation import cross_validated_metrics, fold_indices, rarest_label_key
-from training.data import Record, read_records
-from training.metrics import tune_thresholds
-from training.train import main
 
 
 def _records(n_rare: int = 6, n_common: int = 20, n_none: int = 14) -> list[Record]:

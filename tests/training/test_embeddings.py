@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.embeddings import cooccurrence_counts, cooccurrence_vectors, ppmi
+from naba.training.embeddings import cooccurrence_counts, cooccurrence_vectors, ppmi
 
 
 def test_counts_are_symmetric_weighted_by_distance_and_skip_special_tokens() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from transformers import AutoModel, AutoTokenizer
 
-from models.predictor import Predictor
-from models.results import Article
+from naba.models.predictor import Predictor
+from naba.models.results import Article
+from naba.training.encoder import EncoderSize, build_encoder
+from naba.training.train import main as train
 from tests.conftest import NEGATIVES, TRAIN_ARGS, seed_records
-from training.encoder import EncoderSize, build_encoder
-from training.train import main as train
 
 TEXTS = [r["text"] for r in seed_records()] + NEGATIVES
 TINY = EncoderSize(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,

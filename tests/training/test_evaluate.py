@@ -10,14 +10,21 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.artifacts import read_config, sha256_file
-from models.onnx_backend import export_onnx
-from models.predictor import Predictor, Scores
-from models.preprocessing import split_sentences
-from models.results import Analysis, Article, LabelResult, ModelRef
+from naba.models.artifacts import read_config, sha256_file
+from naba.models.onnx_backend import export_onnx
+from naba.models.predictor import Predictor, Scores
+from naba.models.preprocessing import split_sentences
+from naba.models.records import Record, read_records
+from naba.models.results import Analysis, Article, LabelResult, ModelRef
+from naba.training.evaluate import (
+    Scored,
+    evidence_hit,
+    evidence_metrics,
+    main,
+    predict_records,
+    score_records,
+)
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
-from training.data import Record, read_records
-from training.evaluate import Scored, evidence_hit, evidence_metrics, main, predict_records, score_records
 
 BODY = "بدأت القوات عملية مشتركة في كركوك. قال المتحدث إن الهجوم وقع ليلا. وأسفر الهجوم عن مقتل اثنين."
 S = split_sentences(BODY)
@@ -196,7 +203,7 @@ def test_update_card_rewrites_metrics_and_keeps_weights_and_export(model_dir: Pa
 
 
 def test_report_plot_names_are_one_per_label_and_readable_in_any_script() -> None:
-    from training.report import plot_names
+    from naba.training.report import plot_names
 
     labels = ["attack", "هجوم", "غرفة", "عملية مشتركة", "عملية_مشتركة", "a/b", "Attack"]
     names = plot_names(labels)
@@ -214,7 +221,7 @@ def test_report_plot_names_are_one_per_label_and_readable_in_any_script() -> Non
 def test_retune_refits_the_decisions_on_new_data_and_keeps_the_weights(
     model: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    from training.tuning import tune_on_dev
+    from naba.training.tuning import tune_on_dev
 
     copy = Path(shutil.copytree(request.getfixturevalue(model), tmp_path / "model"))
     before = read_config(copy)

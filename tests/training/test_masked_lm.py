@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM
 
-from training.masked_lm import IGNORE, MaskedPositionsBertForMaskedLM, predicted_ids
+from naba.training.masked_lm import IGNORE, MaskedPositionsBertForMaskedLM, predicted_ids
 
 CONFIG = BertConfig(
     vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,

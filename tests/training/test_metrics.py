@@ -10,7 +10,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import f1_score, precision_score, recall_score
 from sklearn.metrics import precision_recall_curve as sk_precision_recall_curve
 
-from training.metrics import (
+from naba.training.metrics import (
     classification_report,
     expected_calibration_error,
     format_table,

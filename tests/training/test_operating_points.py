@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import fbeta_score
 
-from models.artifacts import NabaConfig, read_config
-from models.predictor import Predictor
-from training.data import read_records
-from training.metrics import tune_thresholds
-from training.tuning import OPERATING_POINT_BETAS, dev_scores, tune_on_dev, tune_on_scores
+from naba.models.artifacts import NabaConfig, read_config
+from naba.models.predictor import Predictor
+from naba.models.records import read_records
+from naba.training.metrics import tune_thresholds
+from naba.training.tuning import OPERATING_POINT_BETAS, dev_scores, tune_on_dev, tune_on_scores
 
 # One label: scores 0.1 ... 0.9, positives mostly at the top.
 PROBS = np.arange(1, 10)[:, None] / 10
@@ -105,8 +105,8 @@ def test_lexical_weights_follow_the_dev_log_loss() -> None:
     when only the lexical logit knows the label, 0 when it is noise; a label dev cannot fit keeps its weight."""
     from types import SimpleNamespace
 
-    from models.predictor import Scores
-    from training.tuning import LEXICAL_WEIGHT_GRID, tune_lexical_weights
+    from naba.models.predictor import Scores
+    from naba.training.tuning import LEXICAL_WEIGHT_GRID, tune_lexical_weights
 
     rng = np.random.default_rng(0)
     n = 300

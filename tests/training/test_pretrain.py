@@ -11,11 +11,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModel, AutoTokenizer, EvalPrediction
 
-from models.errors import ArtifactError, DataError
-from models.preprocessing import PreprocessConfig
+from naba.models.errors import ArtifactError, DataError
+from naba.models.preprocessing import PreprocessConfig
+from naba.training import pretrain
+from naba.training.pretrain import METRICS_FILE, PretrainArguments, masked_accuracy, pack, split_corpus
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
-from training import pretrain
-from training.pretrain import METRICS_FILE, PretrainArguments, masked_accuracy, pack, split_corpus
 
 TINY = ["--vocab-size", "200", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
         "--max-position-embeddings", "64", "--block-size", "32", "--heldout-fraction", "0.2",

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from models.onnx_backend import export_onnx
-from models.predictor import Predictor
-from models.results import Article
 from naba.cli import main as naba
+from naba.models.onnx_backend import export_onnx
+from naba.models.predictor import Predictor
+from naba.models.records import Record, read_records
+from naba.models.results import Article
+from naba.training.pseudo import decider, model_decisions
+from naba.training.weak import label_corpus
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
-from training.data import Record, read_records
-from training.pseudo import decider, model_decisions
-from training.weak import label_corpus
 
 
 def _corpus(tmp_path: Path) -> Path:

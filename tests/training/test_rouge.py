@@ -8,8 +8,8 @@ import random
 import pytest
 from rouge_score.rouge_scorer import RougeScorer
 
-from models.preprocessing import split_sentences
-from training.rouge import ArabicTokenizer, _Oracle, oracle_indices, rouge
+from naba.models.preprocessing import split_sentences
+from naba.training.rouge import ArabicTokenizer, _Oracle, oracle_indices, rouge
 
 ARTICLE = (
     "أعلنت وزارة الصحة عن افتتاح مستشفى جديد في مدينة البصرة. "

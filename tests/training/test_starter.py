@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.artifacts import read_config
-from models.predictor import Predictor
-from models.results import Article
+from naba.models.artifacts import read_config
+from naba.models.predictor import Predictor
+from naba.models.results import Article
+from naba.training.starter import find_data, main
 from tests.conftest import NEGATIVES
-from training.starter import find_data, main
 
 
 def test_find_data_falls_back_to_the_seeds(tmp_path: Path) -> None:

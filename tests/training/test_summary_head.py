@@ -12,16 +12,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.artifacts import load_artifact, read_config
-from models.errors import DataError
-from models.predictor import Predictor
-from models.results import Article
 from naba.cli import main as naba
+from naba.models.artifacts import load_artifact, read_config
+from naba.models.errors import DataError
+from naba.models.predictor import Predictor
+from naba.models.records import Record, read_records
+from naba.models.results import Article
+from naba.training import train as train_module
+from naba.training.summary_head import fit_summary_head
+from naba.training.train import main
 from tests.conftest import NEGATIVES, TRAIN_ARGS, seed_records, write_jsonl
-from training import train as train_module
-from training.data import Record, read_records
-from training.summary_head import fit_summary_head
-from training.train import main
 
 # The reference summary is each article's second sentence: a head that learns moves it to the top.
 PAIRS = [Record(f"p{i}", text, summary=text.split(". ")[1]) for i, text in enumerate(NEGATIVES)]

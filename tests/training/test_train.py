@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from models.artifacts import read_config
-from models.errors import ArtifactError, DataError, NabaError
-from models.predictor import Predictor
-from models.results import Article
-from models.rules import RULES_VERSION, rule_feature_names, rule_features
+from naba.models.artifacts import read_config
+from naba.models.errors import ArtifactError, DataError, NabaError
+from naba.models.predictor import Predictor
+from naba.models.records import Record
+from naba.models.results import Article
+from naba.models.rules import RULES_VERSION, rule_feature_names, rule_features
+from naba.training.train import drop_dev_overlap, main
 from tests.conftest import NEGATIVES, TRAIN_ARGS, write_jsonl
-from training.data import Record
-from training.train import drop_dev_overlap, main
 
 
 def test_training_writes_thresholds_tuned_on_dev(model_dir: Path) -> None:
@@ -197,10 +197,10 @@ def test_training_arguments_can_come_from_one_json_file(
 def test_quoted_evidence_becomes_sentence_targets(encoder_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from models.encoding import WindowConfig
-    from models.preprocessing import PreprocessConfig
-    from training.data import Record
-    from training.examples import TrainingCollator, encode_records
+    from naba.models.encoding import WindowConfig
+    from naba.models.preprocessing import PreprocessConfig
+    from naba.models.records import Record
+    from naba.training.examples import TrainingCollator, encode_records
 
     text = "هطلت أمطار غزيرة على المدينة. وقتل ثلاثة في هجوم مسلح على حاجز. وعادت الحياة إلى طبيعتها."
     records = [
@@ -333,11 +333,11 @@ def test_retraining_with_rule_features_adds_a_head_that_starts_from_the_text_mod
 def test_a_new_rule_head_starts_at_the_weak_label_models_weights(encoder_dir: Path, train_file: Path) -> None:
     from transformers import AutoModel
 
-    from models.modeling import HeadConfig, NabaModel
-    from models.rules import FUNCTIONS_BY_NAME
-    from training.data import read_records
-    from training.train import rule_head_from_label_model
-    from training.weak import LabelModel
+    from naba.models.modeling import HeadConfig, NabaModel
+    from naba.models.records import read_records
+    from naba.models.rules import FUNCTIONS_BY_NAME
+    from naba.training.train import rule_head_from_label_model
+    from naba.training.weak import LabelModel
 
     names = tuple(rule_feature_names())
     labels = ["attack", "coordination_centre", "economy"]  # a label the rules do not know keeps a zero row
@@ -436,7 +436,7 @@ def test_a_model_with_rule_features_and_a_lexical_head_runs_the_rules_once(
     def run_again(*_args: object) -> None:
         raise AssertionError("the lexical head ran the rules the network's features already hold")
 
-    monkeypatch.setattr("models.lexical.rule_columns", run_again)
+    monkeypatch.setattr("naba.models.lexical.rule_columns", run_again)
     encoded = predictor.encode(RULES_ARTICLE)
     assert encoded.rule_features is not None and encoded.lexical_logits is not None
     assert np.array_equal(encoded.lexical_logits, expected)

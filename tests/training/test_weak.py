@@ -1,6 +1,6 @@
-"""`training.weak`: the label model over the guide's labelling functions, the output records and the CLI.
+"""`naba.training.weak`: the label model over the guide's labelling functions, the output records and the CLI.
 
-The labelling functions themselves (`models.rules`) are tested in tests/models/test_rules.py.
+The labelling functions themselves (`naba.models.rules`) are tested in tests/models/test_rules.py.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from models.errors import DataError
 from naba.cli import main as naba
-from tests.conftest import NEGATIVES, write_jsonl
-from training.data import Record, read_records
-from training.weak import (
+from naba.models.errors import DataError
+from naba.models.records import Record, read_records
+from naba.training.weak import (
     AT,
     CC,
     JO,
@@ -28,6 +27,7 @@ from training.weak import (
     no_positive_name,
     weak_label,
 )
+from tests.conftest import NEGATIVES, write_jsonl
 
 ATTACK_ARTICLE = (
     "قتل خمسة أشخاص في هجوم انتحاري استهدف سوقا شعبيا في بغداد. "

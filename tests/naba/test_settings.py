@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from service.config import Settings
+from naba.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

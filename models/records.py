@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from models.errors import DataError, InvalidInputError
-from models.preprocessing import check_unicode
-from models.results import Article
+from naba.models.errors import DataError, InvalidInputError
+from naba.models.preprocessing import check_unicode
+from naba.models.results import Article
 
 if TYPE_CHECKING:
     import datasets

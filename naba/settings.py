@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -17,8 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # A list of keys from the environment: `NoDecode` stops pydantic-settings from insisting on JSON, so the
 # validator below accepts a plain comma-separated string as well as a JSON list.
 KeyList = Annotated[list[SecretStr], NoDecode]
-# The model shipped in the repository (see its README.md): what the service serves unless told otherwise.
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+# The model shipped with Naba (models/default, package data; see its README.md): what the service serves
+# unless told otherwise. A path in the source tree under an editable install, in site-packages otherwise.
+DEFAULT_MODEL_DIR = Path(str(files("naba.models") / "default"))
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,4 @@
-"""Tests for training.data: reading, validating and hashing labelled data."""
+"""Tests for models.records: reading, validating and hashing labelled data."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from models.errors import DataError
-from training.data import (
+from naba.models.errors import DataError
+from naba.models.records import (
     MAX_CSV_ROW_CHARS,
     MAX_LISTED_ERRORS,
     Record,
@@ -114,7 +114,7 @@ def test_a_quote_not_in_the_text_is_dropped_and_the_labels_kept(
 ) -> None:
     evidence = {"attack": "ليس في النص", "joint_operation": QUOTE}
     path = _write(tmp_path / "a.jsonl", _row(labels=["attack", "joint_operation"], evidence=evidence))
-    with caplog.at_level("WARNING", logger="training.data"):
+    with caplog.at_level("WARNING", logger="naba.models.records"):
         (record,) = read_records([path], known_labels=LABELS)
     assert record.labels == ("attack", "joint_operation")
     assert record.evidence == {"joint_operation": QUOTE}
