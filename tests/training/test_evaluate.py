@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from naba.cli import main as naba
 from naba.models.artifacts import read_config, sha256_file
 from naba.models.onnx_backend import export_onnx
 from naba.models.predictor import Predictor, Scores
@@ -20,11 +21,17 @@ from naba.training.evaluate import (
     Scored,
     evidence_hit,
     evidence_metrics,
-    main,
     predict_records,
     score_records,
 )
 from tests.conftest import NEGATIVES, seed_records, write_jsonl
+
+
+def main(argv: list[str]) -> dict:
+    """`naba evaluate ARGV`: the metrics it wrote to its --output."""
+    assert naba(["evaluate", *argv]) == 0
+    return json.loads(Path(argv[argv.index("--output") + 1]).read_text("utf-8"))
+
 
 BODY = "بدأت القوات عملية مشتركة في كركوك. قال المتحدث إن الهجوم وقع ليلا. وأسفر الهجوم عن مقتل اثنين."
 S = split_sentences(BODY)
