@@ -6,15 +6,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     NABA_MODEL_DIR=/app/models/default NABA_HOST=0.0.0.0 NABA_PORT=8000 HF_HUB_OFFLINE=1
 WORKDIR /app
 
-# The CPU build of torch first, so the project's `torch` requirement does not pull CUDA wheels.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+# Every dependency at the version the lock file pins; torch's CPU build comes from PyTorch's own index.
+COPY requirements.lock ./
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY naba ./naba
 COPY models ./models
 COPY training ./training
 COPY service ./service
 COPY seeds ./seeds
-RUN pip install . && naba export --model models/default --quantize int8   # what NABA_BACKEND=auto serves
+RUN pip install --no-deps . && naba export --model models/default --quantize int8   # what NABA_BACKEND=auto serves
 
 RUN useradd --create-home naba && mkdir -p /models && chown naba /models
 USER naba

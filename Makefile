@@ -7,22 +7,33 @@ STARTER_DIR ?= artifacts/starter
 NABA_DATA_DIR ?= ../shared/data
 # Extra flags for the benchmarks, e.g. BENCH_ARGS="--model base --seconds 5".
 BENCH_ARGS ?=
-# The CPU build of torch; on these machines pip finds it in a local wheel folder.
+# The CPU build of torch, pinned in the lock files; on these machines pip finds it in a local wheel folder,
+# elsewhere add PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu.
 TORCH_SPEC ?= torch==2.13.0
+# Every dependency pinned: the runtime set (the wheel's, used by `make test-wheel` and the Dockerfile) and the
+# runtime set with the dev extras (what `make install` installs). `make lock` regenerates both.
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint starter bench-serve bench-batch clean
+.PHONY: install lock serve test test-wheel lint starter bench-serve bench-batch clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -r $(DEV_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile -q --strip-extras --no-emit-index-url --no-emit-find-links --upgrade-package "$(TORCH_SPEC)"
+
+lock:
+	$(COMPILE) -o $(LOCK) pyproject.toml
+	$(COMPILE) --extra dev -o $(DEV_LOCK) pyproject.toml
 
 # A model built here from random weights, for machines that want one trained on their own data (see README).
 $(STARTER_DIR)/naba_config.json: | $(STAMP)
@@ -42,6 +53,10 @@ serve: $(STAMP) $(MODEL_DIR)/onnx/encoder.int8.onnx
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/python -m pytest
 
+# The built wheel in a clean venv outside the tree serves and predicts (tests/test_wheel.py; a minute or two).
+test-wheel: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests/test_wheel.py
+
 # Benchmarks (bench/): markdown tables with a baseline measured in the same run. Minutes, not seconds.
 BENCH_ENV := HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) NABA_MODEL_DIR=$(MODEL_DIR)
 
@@ -51,9 +66,16 @@ bench-serve: $(STAMP)
 bench-batch: $(STAMP)
 	$(BENCH_ENV) $(BIN)/python bench/batch.py $(BENCH_ARGS)
 
+# Static checks. import-linter (the layers of docs/architecture.md) and mypy walk folders, so they read the
+# installed layout, built of links into this tree by tests/package_tree.py.
+TREE := build/package-tree
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python -m tests.package_tree $(TREE)
+	cd $(TREE) && $(abspath $(BIN))/lint-imports --no-cache $(abspath pyproject.toml)
+	cd $(TREE) && $(abspath $(BIN))/mypy naba --config-file $(abspath pyproject.toml)
 
 clean:
-	rm -rf $(VENV) artifacts .pytest_cache
+	rm -rf $(VENV) artifacts build .pytest_cache

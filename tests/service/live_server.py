@@ -5,12 +5,27 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
 import uvicorn
 from fastapi import FastAPI
+
+
+def wait_until_ready(url: str, alive: Callable[[], bool], timeout_s: float = 60.0) -> None:
+    """Poll `url`/readyz until it answers 200; fail when the server stops being `alive` or `timeout_s` passes."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
+        while True:
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if not alive() or time.monotonic() > deadline:
+                raise AssertionError(f"the service did not become ready in {timeout_s:g} s")
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -33,17 +48,7 @@ def live_server(app: FastAPI, ready_timeout_s: float = 60.0) -> Iterator[str]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + ready_timeout_s
-        with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
-            while True:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if not thread.is_alive() or time.monotonic() > deadline:
-                    raise AssertionError(f"the service did not become ready in {ready_timeout_s:g} s")
-                time.sleep(0.05)
+        wait_until_ready(url, thread.is_alive, ready_timeout_s)
         yield url
     finally:
         server.should_exit = True
