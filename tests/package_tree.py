@@ -26,9 +26,7 @@ def package_dirs(pyproject: Path = REPO / "pyproject.toml") -> dict[str, Path]:
     for package in setuptools["packages"]:
         # A package's folder is its own mapping, else its parent's folder plus its last name.
         parent, _, name = package.rpartition(".")
-        folders[package] = (
-            REPO / mapping[package] if package in mapping else folders.get(parent, REPO) / name
-        )
+        folders[package] = REPO / mapping[package] if package in mapping else folders.get(parent, REPO) / name
     return folders
 
 
