@@ -92,7 +92,7 @@ def resolve_device(device: str) -> torch.device:
 
 def auto_backend(
     path: str | Path, device: torch.device, quantize: Quantize | None
-) -> tuple[str, Quantize | None]:
+) -> tuple[Backend, Quantize | None]:
     """What `backend="auto"` runs: on CPU the artifact's ONNX export for its weights (int8 first: 3.9x torch's
     serving throughput on BERT-base, 1.9x on the shipped model, same dev macro-F1; README), else torch; on a
     GPU, torch.
@@ -295,7 +295,9 @@ class Predictor:
         if backend == "onnx":
             from naba.models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
 
-            model.encoder = load_onnx_encoder(
+            # `NabaModel.encoder` is inferred as the HF `PreTrainedModel` it is built with (models/modeling.py);
+            # `OnnxEncoder` is the stand-in module with the same call and output that replaces it here.
+            model.encoder = load_onnx_encoder(  # type: ignore[assignment]
                 path, model.encoder.config, int8=quantize == "int8", threads=torch.get_num_threads()
             )
         name = backend if quantize is None else f"{backend}-{quantize}"
@@ -421,11 +423,12 @@ class Predictor:
         """(B, K) lexical logits of the articles, unweighted; None when the model has no lexical head."""
         if self.lexical is None:
             return None
-        if any(e.lexical_logits is None for e in encoded):
+        logits = [e.lexical_logits for e in encoded if e.lexical_logits is not None]
+        if len(logits) < len(encoded):
             raise NabaError(
                 "articles encoded without lexical logits: encode them with this predictor's `encode`"
             )
-        return np.stack([e.lexical_logits for e in encoded])
+        return np.stack(logits)
 
     def analyze(
         self,

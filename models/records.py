@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from naba.models.errors import DataError, InvalidInputError
 from naba.models.preprocessing import check_unicode
@@ -154,7 +154,7 @@ def _iter_file(
             yield line + 1, RowError(f"cannot read the file past this point: {exc}", where, line + 1)
 
 
-def _jsonl_rows(stream: IO[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+def _jsonl_rows(stream: Iterable[bytes]) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield `(line, object)`, or `(line, message)` for a line that is not a JSON object."""
     for number, raw in enumerate(_without_bom(stream), start=1):
         if not raw.strip():
@@ -184,7 +184,7 @@ class _CsvLines:
     doubled), and a bound on its length, enforced before the reader buffers more.
     """
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Iterable[bytes]) -> None:
         self._lines = _without_bom(stream)
         self.line = 0  # lines pulled so far
         self.exhausted = False
@@ -234,7 +234,7 @@ class _CsvLines:
 
 
 def _csv_rows(
-    stream: IO[bytes], prefix: str | None, articles_only: bool
+    stream: Iterable[bytes], prefix: str | None, articles_only: bool
 ) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """Yield `(line, row)` with CSV cells turned into the JSON shapes, or `(line, message)`.
 
@@ -296,7 +296,7 @@ def _csv_problem(exc: Exception, lines: _CsvLines) -> str:
     return f"cannot parse this CSV row ({message}; {lines.lines()})"
 
 
-def _without_bom(stream: IO[bytes]) -> Iterator[bytes]:
+def _without_bom(stream: Iterable[bytes]) -> Iterator[bytes]:
     """The stream's lines, with a UTF-8 byte-order mark (as Excel writes) dropped from the first."""
     for number, raw in enumerate(stream):
         yield raw.removeprefix(_BOM) if number == 0 else raw

@@ -12,7 +12,7 @@ the result. Encoders of other architectures (`--init-from` a RoBERTa, say) keep 
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ class MaskedPositionsBertForMaskedLM(BertForMaskedLM):
     `predicted_ids` puts the argmax back in place. Without labels it is the dense `BertForMaskedLM` forward.
     """
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
@@ -56,9 +56,9 @@ class MaskedPositionsBertForMaskedLM(BertForMaskedLM):
         loss = loss / (num_items_in_batch if num_items_in_batch is not None else max(int(masked.sum()), 1))
         return MaskedLMOutput(loss=loss, logits=scores)
 
-    def save_pretrained(self, save_directory: str | Path, **kwargs: Any) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
         """Saved as a plain `BertForMaskedLM`: the config names an architecture every loader knows."""
-        super().save_pretrained(save_directory, **kwargs)
+        super().save_pretrained(save_directory, *args, **kwargs)
         self.config.architectures = [BertForMaskedLM.__name__]
         self.config.save_pretrained(save_directory)
 

@@ -36,7 +36,9 @@ from transformers import (
     DataCollatorForLanguageModeling,
     EvalPrediction,
     HfArgumentParser,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -116,7 +118,9 @@ class PretrainArguments:
 
 
 def parse_args(argv: list[str]) -> tuple[PretrainArguments, TrainingArguments]:
-    parser = HfArgumentParser((PretrainArguments, TrainingArguments), prog="naba pretrain")
+    # The stub asks for `DataClassType` (a NewType over Any) and so refuses a plain tuple of dataclasses.
+    arg_types = (PretrainArguments, TrainingArguments)
+    parser = HfArgumentParser(arg_types, prog="naba pretrain")  # type: ignore[arg-type]
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
     return parser.parse_args_into_dataclasses([*TRAINER_DEFAULTS, *argv])  # type: ignore[return-value]
@@ -212,7 +216,7 @@ def init_embeddings(model: Any, blocks: list[list[int]], special_ids: list[int],
 
 def build_model(
     args: PretrainArguments, train_split: datasets.Dataset, checkpoints: Path, resuming: bool
-) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The encoder to pretrain and its tokenizer: an existing encoder, or a new vocabulary and random BERT.
 
     A new vocabulary is saved in the checkpoint directory at once, so a resumed run tokenises identically.
@@ -225,6 +229,8 @@ def build_model(
     saved = checkpoints / TOKENIZER_DIR
     if resuming and saved.is_dir():
         tokenizer = AutoTokenizer.from_pretrained(saved)
+        # Written by an earlier run (the branch below) as a `tokenizer.json`: always a fast tokenizer.
+        assert isinstance(tokenizer, PreTrainedTokenizerFast)
     else:
         preprocess = PreprocessConfig()
         texts = (normalize(t, preprocess) for t in train_split["text"])
@@ -322,13 +328,14 @@ def main(argv: list[str] | None = None) -> Path:
         metrics["heldout_loss"], metrics["initial_heldout_loss"], metrics["heldout_masked_accuracy"],
     )  # fmt: skip
     if trainer.is_world_process_zero():
+        assert isinstance(trainer.model, PreTrainedModel)  # the model passed in above, unwrapped
         save_encoder(trainer.model, tokenizer, metrics, output)
         shutil.rmtree(checkpoints, ignore_errors=True)
     return output
 
 
 def save_encoder(
-    model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, metrics: dict[str, Any], output: Path
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, metrics: dict[str, Any], output: Path
 ) -> Path:
     """Write the encoder (with its MLM head, for further pretraining) beside `output`, then rename it in."""
     with atomic_directory(output) as tmp:

@@ -230,7 +230,7 @@ def errors_markdown(
         lines += [f"### False positives: {len(false_pos)}, the most confident first", ""]
         for i in false_pos[np.argsort(-probs[false_pos, j], kind="stable")][:N_ERRORS]:
             record, item = labelled[i]
-            returned = next((r.evidence for r in item.analysis.labels if r.label == label), [])
+            returned: list[str] = next((r.evidence for r in item.analysis.labels if r.label == label), [])
             lines += _error_entry(record, float(probs[i, j]), returned, "evidence returned")
         if not len(false_pos):
             lines += ["None.", ""]

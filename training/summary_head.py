@@ -70,8 +70,8 @@ def fit_summary_head(
             vectors = model.sentence_vectors(
                 batch["input_ids"], batch["attention_mask"], batch["token_segment"], n_batch * n_seg
             ).view(n_batch, n_seg, -1)
-            rows = batch["body_mask"] & batch["summary_mask"].unsqueeze(-1)
-            cached.append((vectors, batch["position"], batch["body_mask"], rows, batch["summary_labels"]))
+            oracle = batch["body_mask"] & batch["summary_mask"].unsqueeze(-1)
+            cached.append((vectors, batch["position"], batch["body_mask"], oracle, batch["summary_labels"]))
 
     params = [*model.summary_head.parameters(), *model.position.parameters()]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)

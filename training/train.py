@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
@@ -155,7 +155,9 @@ class DataArguments:
 
 
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments), prog="naba train")
+    # The stub asks for `DataClassType` (a NewType over Any) and so refuses a plain tuple of dataclasses.
+    arg_types = (ModelArguments, DataArguments, TrainingArguments)
+    parser = HfArgumentParser(arg_types, prog="naba train")  # type: ignore[arg-type]
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(argv[0])  # type: ignore[return-value]
     return parser.parse_args_into_dataclasses([*TRAINER_DEFAULTS, *argv])  # type: ignore[return-value]
@@ -204,11 +206,22 @@ def choose_labels(records: list[Record], fixed: list[str] | None, previous: list
     return found
 
 
-def loss_weights(model_args: ModelArguments) -> dict[str, float]:
+class LossWeights(TypedDict, total=False):
+    """`HeadConfig`'s loss-weight fields, each present only when given."""
+
+    summary_weight: float
+    evidence_weight: float
+
+
+def loss_weights(model_args: ModelArguments) -> LossWeights:
     """The loss weights given on the command line, as `HeadConfig` fields; those not given are left out, so
     a new model gets `HeadConfig`'s defaults and a retrained one keeps its artifact's."""
-    given = {"summary_weight": model_args.summary_weight, "evidence_weight": model_args.evidence_weight}
-    return {name: weight for name, weight in given.items() if weight is not None}
+    weights: LossWeights = {}
+    if model_args.summary_weight is not None:
+        weights["summary_weight"] = model_args.summary_weight
+    if model_args.evidence_weight is not None:
+        weights["evidence_weight"] = model_args.evidence_weight
+    return weights
 
 
 def text_key(text: str) -> str:
@@ -227,7 +240,8 @@ def drop_dev_overlap(train: list[Record], dev: list[Record]) -> list[Record]:
     """
     dev_ids = {r.id for r in dev}
     dev_texts = {text_key(r.text) for r in dev}
-    kept, dropped = [], []
+    kept: list[Record] = []
+    dropped: list[Record] = []
     for record in train:
         (dropped if record.id in dev_ids or text_key(record.text) in dev_texts else kept).append(record)
     if dropped:
