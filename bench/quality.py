@@ -64,7 +64,7 @@ from naba.training.metrics import classification_report, expected_calibration_er
 from naba.training.rouge import rouge
 from naba.training.train import drop_dev_overlap
 from naba.training.train import main as naba_train
-from naba.training.tuning import tune_on_dev
+from naba.training.tuning import truth_matrix, tune_on_dev
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
 # Keyword rules from LABELS.md, matched on folded text (alef/yaa/taa marbuta variants merged).
@@ -84,7 +84,7 @@ BASELINE_VECTORIZERS = (
 
 
 def truth(records: list[Record]) -> np.ndarray:
-    return np.array([[int(lbl in (r.labels or ())) for lbl in LABELS] for r in records])
+    return truth_matrix(records, LABELS).astype(int)
 
 
 def report_row(

@@ -21,6 +21,7 @@ from naba.models.records import Record
 from naba.models.results import Analysis
 from naba.training.metrics import classification_report, expected_calibration_error
 from naba.training.rouge import rouge
+from naba.training.tuning import truth_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +79,8 @@ def label_arrays(
     probs = np.array([[scored[i].analysis.scores[lbl] for lbl in labels] for i in rows]).reshape(
         -1, len(labels)
     )
-    truth = np.array([[int(lbl in (records[i].labels or ())) for lbl in labels] for i in rows])
-    return rows, probs, truth.reshape(-1, len(labels))
+    truth = truth_matrix([records[i] for i in rows], labels).astype(int)
+    return rows, probs, truth
 
 
 def _squeeze(text: str) -> str:

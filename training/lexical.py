@@ -19,6 +19,7 @@ from naba.models.errors import DataError
 from naba.models.lexical import LexicalHead, lexical_text, make_vectorizers, rule_columns
 from naba.models.records import Record
 from naba.models.rules import rule_feature_names
+from naba.training.tuning import truth_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def fit_lexical_head(records: Sequence[Record], labels: Sequence[str], min_df: i
         raise DataError(f"the lexical head found no n-gram in {min_df} labelled articles: {exc}") from exc
     names = rule_feature_names()
     features = sparse.hstack([ngrams, rule_columns(labelled, names)]).tocsr()
-    truth = np.array([[int(label in (r.labels or ())) for label in labels] for r in labelled])
+    truth = truth_matrix(labelled, labels).astype(int)
     weights, bias = fit_logistic(features, truth)
     missing = [label for label, column in zip(labels, truth.T, strict=True) if len(np.unique(column)) < 2]
     if missing:

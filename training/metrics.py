@@ -1,12 +1,14 @@
 """Multi-label classification metrics, calibration, precision-recall curves, threshold tuning and a table.
 
-Plain numpy, so the library does not depend on scikit-learn (the tests cross-check against it). A label
-counts as predicted when its probability is at or above its threshold (`probs >= threshold`), the rule the
-predictor applies with the thresholds saved in the model artifact.
+The counting is scikit-learn's (`precision_recall_fscore_support`, `precision_recall_curve`), imported where
+used so that importing this module stays light; binning and threshold tuning, which it has no equivalent for,
+are plain numpy. A label counts as predicted when its probability is at or above its threshold
+(`probs >= threshold`), the rule the predictor applies with the thresholds saved in the model artifact.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,29 +54,44 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[s
     pred = _binary(y_pred, "y_pred")
     if truth.shape != pred.shape or truth.shape[1] != len(labels):
         raise ValueError(f"shapes disagree: y_true {truth.shape}, y_pred {pred.shape}, {len(labels)} labels")
-    tp = (truth & pred).sum(axis=0)  # (k,)
-    fp = (~truth & pred).sum(axis=0)
-    fn = (truth & ~pred).sum(axis=0)
-    precision = _ratio(tp, tp + fp)
-    recall = _ratio(tp, tp + fn)
-    f1 = _ratio(2 * tp, 2 * tp + fp + fn)
+    precision, recall, f1, support = _precision_recall_f1(truth, pred, average=None)
     per_label = {
         label: {
             "precision": float(precision[j]),
             "recall": float(recall[j]),
             "f1": float(f1[j]),
-            "support": int(tp[j] + fn[j]),
+            "support": int(support[j]),
         }
         for j, label in enumerate(labels)
     }
-    tp_all, fp_all, fn_all = tp.sum(), fp.sum(), fn.sum()
+    micro_precision, micro_recall, micro_f1, _ = _precision_recall_f1(truth, pred, average="micro")
     return {
         "per_label": per_label,
-        "micro_f1": float(_ratio(2 * tp_all, 2 * tp_all + fp_all + fn_all)),
+        "micro_f1": float(micro_f1),
         "macro_f1": float(f1.mean()) if len(labels) else 0.0,
-        "micro_precision": float(_ratio(tp_all, tp_all + fp_all)),
-        "micro_recall": float(_ratio(tp_all, tp_all + fn_all)),
+        "micro_precision": float(micro_precision),
+        "micro_recall": float(micro_recall),
     }
+
+
+def _precision_recall_f1(truth: np.ndarray, pred: np.ndarray, average: str | None) -> tuple[Any, ...]:
+    """scikit-learn's `precision_recall_fscore_support` of (n, k) boolean arrays, with `zero_division=0`.
+
+    Two cases it does not take as multi-label are handled here: one column (scikit-learn reads it as a binary
+    target, so only class 1 is asked for) and no articles or no labels at all (scikit-learn refuses empty
+    input; every count is 0, so every ratio is 0.0).
+    """
+    from sklearn.metrics import precision_recall_fscore_support
+
+    k = truth.shape[1]
+    if truth.size == 0:
+        zeros = np.zeros(k)
+        return (zeros, zeros, zeros, np.zeros(k, dtype=int)) if average is None else (0.0, 0.0, 0.0, None)
+    if k == 1:
+        truth, pred, columns = truth[:, 0].astype(int), pred[:, 0].astype(int), [1]
+    else:
+        columns = None  # multi-label: every column
+    return precision_recall_fscore_support(truth, pred, labels=columns, average=average, zero_division=0)
 
 
 def _probabilities(array: np.ndarray, name: str, ndim: int) -> np.ndarray:
@@ -169,9 +186,9 @@ def precision_recall_curve(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision and recall of `scores >= t` for every distinct score `t` of one label.
 
-    The same arrays as scikit-learn's `precision_recall_curve` (which the tests compare against), so plots
-    read the same: thresholds ascending, and one extra point (recall 0, precision 1) closing the curve. One
-    difference: with no positive example recall is 0.0 here (as everywhere in this module), 1.0 there.
+    scikit-learn's `precision_recall_curve`: thresholds ascending, and one extra point (recall 0, precision 1)
+    closing the curve. One difference: with no positive example recall is 0.0 here (as everywhere in this
+    module), 1.0 there (with a warning, which is silenced here).
 
     Args:
         scores: (n,) predicted probabilities (any scores work) of one label.
@@ -187,13 +204,14 @@ def precision_recall_curve(
     truth = _binary(np.asarray(truth).reshape(-1, 1), "truth")[:, 0]
     if scores.ndim != 1 or scores.shape != truth.shape or len(scores) == 0:
         raise ValueError(f"need two non-empty 1-D arrays of one length: {scores.shape}, {truth.shape}")
-    order = np.argsort(-scores, kind="stable")  # highest score first
-    ranked = scores[order]
-    last = np.append(np.flatnonzero(np.diff(ranked)), len(ranked) - 1)  # last position of each distinct score
-    tp = np.cumsum(truth[order])[last]  # predicted positives that are right, at threshold ranked[last]
-    precision = tp / (last + 1)
-    recall = _ratio(tp, np.full_like(tp, tp[-1]))
-    return np.append(precision[::-1], 1.0), np.append(recall[::-1], 0.0), ranked[last][::-1]
+    from sklearn.metrics import precision_recall_curve as sklearn_curve
+
+    with warnings.catch_warnings():  # no positive example: scikit-learn warns and sets recall to 1.0
+        warnings.filterwarnings("ignore", "No positive class found", UserWarning)
+        precision, recall, thresholds = sklearn_curve(truth.astype(int), scores)
+    if not truth.any():
+        recall = np.zeros_like(recall)  # 0.0, as every ratio without a denominator in this module
+    return precision, recall, thresholds
 
 
 def tune_thresholds(

@@ -9,8 +9,10 @@ a model that did not train on it). Both go through `tune_on_scores`, so every mo
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from naba.models.predictor import Predictor, Scores
 from naba.models.records import Record
@@ -32,11 +34,16 @@ def tune_on_dev(predictor: Predictor, records: list[Record]) -> None:
         tune_on_scores(predictor, dev_scores(predictor, labelled), truth_matrix(labelled, predictor.labels))
 
 
-def truth_matrix(records: list[Record], labels: list[str]) -> np.ndarray:
-    """The labelled records' gold labels, (n, K) 0/1 in `labels` order."""
-    return np.array([[float(lbl in (r.labels or ())) for lbl in labels] for r in records]).reshape(
-        -1, len(labels)
-    )
+def truth_matrix(records: Sequence[Record], labels: Sequence[str]) -> np.ndarray:
+    """The records' gold labels, (n, K) float 0/1 in `labels` order: the one multi-hot matrix of gold labels.
+
+    A record whose `labels` is None counts as carrying none; a label outside `labels` is ignored, silently
+    (filtered out first: `MultiLabelBinarizer` would warn about it).
+    """
+    known = set(labels)
+    gold = [[lbl for lbl in (r.labels or ()) if lbl in known] for r in records]
+    matrix = MultiLabelBinarizer(classes=list(labels)).fit_transform(gold)
+    return matrix.astype(float).reshape(-1, len(labels))
 
 
 def tune_on_scores(predictor: Predictor, scores: list[Scores], truth: np.ndarray) -> np.ndarray:

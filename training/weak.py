@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scipy.special import expit
 from tqdm import tqdm
 
 from naba.models.errors import DataError
@@ -175,7 +176,7 @@ class LabelModel:
     def probability(self, sentences: Sequence[SentenceVotes], label: str) -> float:
         """P(label) for one article."""
         score = _logit(self.base_rates[label]) + sum(map(self.weight, fired_functions(sentences, label)))
-        return 1.0 / (1.0 + math.exp(-score))
+        return float(expit(score))  # never overflows, where 1 / (1 + exp(-score)) would below -709
 
     def decide(self, sentences: Sequence[SentenceVotes]) -> dict[str, Decision]:
         """Each label's decision for one article from its sentence votes."""
@@ -401,13 +402,14 @@ def evaluate(model: LabelModel, records: Sequence[Record]) -> dict[str, Any]:
     import numpy as np
 
     from naba.training.evaluate import evidence_hit  # imported here: it pulls in the model code
+    from naba.training.tuning import truth_matrix
 
     records = [r for r in records if r.labels is not None]
     if not records:
         raise DataError("no labelled records to evaluate on")
     names = [*FUNCTIONS_BY_NAME, *(no_positive_name(label) for label in LABELS)]
     votes, right = Counter[str](), Counter[str]()
-    truth = np.zeros((len(records), len(LABELS)), dtype=int)
+    truth = truth_matrix(records, LABELS).astype(int)
     pred = np.zeros_like(truth)
     decided = np.zeros_like(truth, dtype=bool)
     hits: list[bool] = []
@@ -415,8 +417,7 @@ def evaluate(model: LabelModel, records: Sequence[Record]) -> dict[str, Any]:
         sentences = article_votes(record)
         decisions = model.decide(sentences)
         for k, label in enumerate(LABELS):
-            gold = label in record.labels  # type: ignore[operator]
-            truth[i, k] = gold
+            gold = bool(truth[i, k])
             for name, vote in fired_functions(sentences, label).items():
                 votes[name] += 1
                 right[name] += (vote == POSITIVE) == gold
