@@ -7,7 +7,6 @@ model, calibrates scores, applies thresholds or decides a summary's length on it
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,10 +18,20 @@ from transformers import PreTrainedTokenizerBase
 
 from naba.models.artifacts import NabaConfig, load_artifact
 from naba.models.encoding import EncodedArticle, collate, encode_article
-from naba.models.errors import InvalidInputError, NabaError
+from naba.models.errors import NabaError
 from naba.models.lexical import LexicalHead
 from naba.models.modeling import NabaModel
-from naba.models.results import OPERATING_POINTS, Analysis, Article, LabelResult, ModelRef, OperatingPoint
+from naba.models.results import (
+    DEFAULT_OPTIONS,
+    OPERATING_POINTS,
+    Analysis,
+    Article,
+    LabelResult,
+    ModelRef,
+    OperatingPoint,
+    ResultOptions,
+    check_operating_point,
+)
 from naba.models.rules import positive_votes
 
 logger = logging.getLogger(__name__)
@@ -110,75 +119,6 @@ def auto_backend(
     if found == "fp32":
         return "onnx", None
     return "torch", None
-
-
-def check_options(
-    summary_sentences: int | None = None,
-    summary_ratio: float | None = None,
-    operating_point: str = "balanced",
-) -> None:
-    """Refuse per-request options that `Predictor.result` cannot honour; callers that queue work (the service
-    engine) run this first, so one bad request never fails the batch it would have shared.
-
-    Raises:
-        InvalidInputError: both summary options, a ratio outside (0, 1], or an unknown operating point.
-    """
-    if summary_sentences is not None and summary_ratio is not None:
-        raise InvalidInputError("give summary_sentences or summary_ratio, not both")
-    if summary_ratio is not None and not 0 < summary_ratio <= 1:
-        raise InvalidInputError(f"summary_ratio must be in (0, 1], got {summary_ratio}")
-    if operating_point not in OPERATING_POINTS:
-        raise InvalidInputError(
-            f"unknown operating_point {operating_point!r}; choose one of {', '.join(OPERATING_POINTS)}"
-        )
-
-
-def summary_length(
-    n_sentences: int,
-    default: int,
-    summary_sentences: int | None = None,
-    summary_ratio: float | None = None,
-    most: int | None = None,
-) -> int:
-    """How many sentences a summary may hold: the one rule every caller goes through.
-
-    Args:
-        n_sentences: the article's body sentences.
-        default: the length when the request gives neither option.
-        summary_sentences: a fixed length.
-        summary_ratio: a share r of the article, 0 < r <= 1: `max(1, ceil(r * n_sentences))` sentences.
-        most: an upper bound (the service's `max_summary_sentences`), or None.
-
-    Raises:
-        InvalidInputError: as `check_options`.
-    """
-    check_options(summary_sentences, summary_ratio)
-    if summary_ratio is not None:
-        # Rounded first so that float noise (0.3 * 10 = 3.0000000000000004) does not add a sentence.
-        n = max(1, math.ceil(round(summary_ratio * n_sentences, 9)))
-    else:
-        n = summary_sentences or default
-    return min(n, most) if most else n
-
-
-@dataclass(frozen=True)
-class ResultOptions:
-    """One request's choices for `Predictor.result`: summary length and operating point.
-
-    Checked when made (`check_options`), so a caller that queues work (the service engine) refuses a bad
-    request before it shares a batch with others.
-    """
-
-    summary_sentences: int | None = None
-    summary_ratio: float | None = None
-    max_summary_sentences: int | None = None  # an upper bound on any summary (the service's setting)
-    operating_point: OperatingPoint = "balanced"
-
-    def __post_init__(self) -> None:
-        check_options(self.summary_sentences, self.summary_ratio, self.operating_point)
-
-
-DEFAULT_OPTIONS = ResultOptions()
 
 
 @dataclass(frozen=True)
@@ -318,7 +258,7 @@ class Predictor:
         Raises:
             InvalidInputError: an unknown operating point.
         """
-        check_options(operating_point=operating_point)
+        check_operating_point(operating_point)
         if operating_point == "balanced":
             return list(self.config.thresholds)
         return list(self.config.operating_points.get(operating_point, self.config.thresholds))
@@ -431,27 +371,10 @@ class Predictor:
         return np.stack(logits)
 
     def analyze(
-        self,
-        articles: Sequence[Article],
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        max_summary_sentences: int | None = None,
-        operating_point: OperatingPoint = "balanced",
+        self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS
     ) -> list[Analysis]:
-        """Tag, find evidence for and summarise each article; results come back in input order.
-
-        Args:
-            summary_sentences: how many sentences the summary may hold (default: the model's setting).
-            summary_ratio: instead, a share r of each article's sentences, 0 < r <= 1 (see `summary_length`).
-            max_summary_sentences: the most sentences any summary may hold, or None.
-            operating_point: which thresholds decide the tags and evidence: `balanced` (F1-optimal on
-                dev), `precision` or `recall`.
-
-        Raises:
-            InvalidInputError: both summary options, a ratio outside (0, 1] or an unknown operating point.
-        """
-        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
+        """Tag, find evidence for and summarise each article as `options` ask; results come back in input
+        order."""
         if not articles:
             return []
         encoded = [self.encode(a) for a in articles]
@@ -464,13 +387,7 @@ class Predictor:
         service's batching engine can run `encode`, `score` and `result` as separate stages. `options` are
         the request's, for this one article."""
         sentences = encoded.sentences
-        n_summary = summary_length(
-            len(sentences),
-            self.config.summary_sentences,
-            options.summary_sentences,
-            options.summary_ratio,
-            options.max_summary_sentences,
-        )
+        n_summary = options.summary_length(len(sentences), self.config.summary_sentences)
         thresholds = self.thresholds_for(options.operating_point)
         labels = []
         for k, (label, threshold) in enumerate(zip(self.config.labels, thresholds, strict=True)):

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -30,10 +30,9 @@ from typing import IO, Any, Protocol
 from tqdm import tqdm
 
 from naba.models.errors import DataError, InputTooLongError, InvalidInputError, NabaError
-from naba.models.predictor import check_options
 from naba.models.preprocessing import validate_text, validate_title
 from naba.models.records import check_data_file, iter_rows
-from naba.models.results import Analysis, Article, OperatingPoint
+from naba.models.results import DEFAULT_OPTIONS, Analysis, Article, ResultOptions
 
 logger = logging.getLogger(__name__)
 
@@ -63,22 +62,8 @@ class Analyzer(Protocol):
     """What a batch run needs of a predictor: `naba.models.predictor.Predictor` fits, and so do test fakes."""
 
     def analyze(
-        self,
-        articles: Sequence[Article],
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        operating_point: OperatingPoint = "balanced",
+        self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS
     ) -> list[Analysis]: ...
-
-
-@dataclass(frozen=True)
-class Options:
-    """What every `analyze` call of a run is asked for."""
-
-    summary_sentences: int | None = None
-    summary_ratio: float | None = None
-    operating_point: OperatingPoint = "balanced"
 
 
 @dataclass
@@ -131,9 +116,14 @@ def model_identity(model_dir: str | Path) -> dict[str, str] | None:
         return None
 
 
-def run_settings(model: Mapping[str, Any] | None, options: Options) -> dict[str, Any]:
+def run_settings(model: Mapping[str, Any] | None, options: ResultOptions) -> dict[str, Any]:
     """What decides a run's results, as the manifest records it: a resume must match every entry."""
-    return {"model": dict(model) if model is not None else None, **asdict(options)}
+    return {
+        "model": dict(model) if model is not None else None,
+        "summary_sentences": options.summary_sentences,
+        "summary_ratio": options.summary_ratio,
+        "operating_point": options.operating_point,
+    }
 
 
 def check_run(
@@ -192,9 +182,7 @@ def run_batch(
     errors_path: Path | None = None,
     batch_size: int = 16,
     chunk_size: int = 1024,
-    summary_sentences: int | None = None,
-    summary_ratio: float | None = None,
-    operating_point: OperatingPoint = "balanced",
+    options: ResultOptions = DEFAULT_OPTIONS,
     max_chars: int = 100_000,
     model: Mapping[str, Any] | None = None,
     engine: Mapping[str, Any] | None = None,
@@ -214,9 +202,7 @@ def run_batch(
         errors_path: Where rejected lines go; defaults to `default_errors_path(output_path)`.
         batch_size: Articles per `analyze` call.
         chunk_size: Rows read, analysed and synced together; a killed run loses at most one chunk.
-        summary_sentences: Passed to `analyze`; None keeps the model's default.
-        summary_ratio: Passed to `analyze`: summaries of `max(1, ceil(r * sentences))` sentences instead.
-        operating_point: Passed to `analyze`: which thresholds decide the tags.
+        options: Passed to every `analyze` call: summary length and operating point.
         max_chars: Longest text, and longest title, accepted, as in the service.
         model: The model's identity (`model_identity`): recorded in the manifest, and a resume must match it.
         engine: How the model runs (backend, device, dtype): recorded; a resume on another one only warns,
@@ -228,7 +214,6 @@ def run_batch(
 
     Raises:
         BatchUsageError: Non-positive sizes, or paths that cannot be used (see `check_run`).
-        InvalidInputError: Options `analyze` cannot honour (both summary options, a bad ratio or point).
         DataError: The input is missing or of an unknown type.
         ResumeRefusedError: The existing output is not Naba results, was made with other settings, or is
             damaged before its last line, so resuming from it is unsafe.
@@ -237,8 +222,6 @@ def run_batch(
         raise BatchUsageError(
             f"batch_size and chunk_size must be positive, got {batch_size} and {chunk_size}"
         )
-    check_options(summary_sentences, summary_ratio, operating_point)  # before any file is touched
-    options = Options(summary_sentences, summary_ratio, operating_point)
     settings = run_settings(model, options)
     errors_path, previous = _check_run(input_path, output_path, errors_path, settings)
     rows = iter_rows(input_path, default_id_prefix=DEFAULT_ID_PREFIX, articles_only=True)
@@ -289,7 +272,7 @@ def _finish_chunk(
     err_out: IO[str],
     report: BatchReport,
     batch_size: int,
-    options: Options,
+    options: ResultOptions,
 ) -> None:
     """Analyse `chunk` in length-sorted batches, then write results and errors in input order and sync."""
     by_length = sorted(chunk, key=lambda item: len(item[1].text))
@@ -315,16 +298,11 @@ def _finish_chunk(
 
 
 def _analyze_batch(
-    predictor: Analyzer, articles: list[Article], options: Options
+    predictor: Analyzer, articles: list[Article], options: ResultOptions
 ) -> list[Analysis | NabaError]:
     """Analyse one batch; if the predictor refuses an article, retry one by one so only that one fails."""
     try:
-        analyses = predictor.analyze(
-            articles,
-            options.summary_sentences,
-            summary_ratio=options.summary_ratio,
-            operating_point=options.operating_point,
-        )
+        analyses = predictor.analyze(articles, options)
     except _ARTICLE_ERRORS as exc:
         if len(articles) == 1:
             return [exc]

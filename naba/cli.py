@@ -108,14 +108,13 @@ errors file (or the input could not be read to its end); 2 bad arguments, or an 
 def _predict(argv: list[str]) -> int:
     from naba.batch import (
         BatchUsageError,
-        Options,
         ResumeRefusedError,
         check_run,
         model_identity,
         run_batch,
         run_settings,
     )
-    from naba.models.results import OPERATING_POINTS
+    from naba.models.results import OPERATING_POINTS, ResultOptions
     from naba.settings import get_settings
 
     settings = get_settings()
@@ -176,7 +175,7 @@ def _predict(argv: list[str]) -> int:
     parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
     args = parser.parse_args(argv)
     identity = model_identity(args.model)  # None when unreadable: loading it below says why
-    options = Options(args.summary_sentences, args.summary_ratio, args.operating_point)
+    options = ResultOptions(args.summary_sentences, args.summary_ratio, operating_point=args.operating_point)
     try:  # everything that can be refused is refused before the model loads
         check_run(args.input, args.output, args.errors, run_settings(identity, options) if identity else None)
     except (BatchUsageError, DataError) as exc:
@@ -190,9 +189,7 @@ def _predict(argv: list[str]) -> int:
             errors_path=args.errors,
             batch_size=args.batch_size,
             chunk_size=args.chunk_size,
-            summary_sentences=args.summary_sentences,
-            summary_ratio=args.summary_ratio,
-            operating_point=args.operating_point,
+            options=options,
             max_chars=settings.max_chars,
             model=identity,
             engine={

@@ -30,8 +30,8 @@ from typing import Any
 
 from naba.models.encoding import EncodedArticle
 from naba.models.errors import BatchTooLargeError, ModelNotReadyError, OverloadedError, RequestTimeoutError
-from naba.models.predictor import Predictor, ResultOptions
-from naba.models.results import Analysis, Article, ModelRef, OperatingPoint
+from naba.models.predictor import Predictor
+from naba.models.results import DEFAULT_OPTIONS, Analysis, Article, ModelRef, ResultOptions
 from naba.service.metrics import (
     ARTICLES,
     BATCH_TOKENS,
@@ -141,20 +141,12 @@ class InferenceEngine:
         return old
 
     async def analyze(
-        self,
-        articles: Sequence[Article],
-        summary_sentences: int | None = None,
-        *,
-        summary_ratio: float | None = None,
-        max_summary_sentences: int | None = None,
-        operating_point: OperatingPoint = "balanced",
+        self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS
     ) -> list[Analysis]:
-        """Analyse validated articles; results come back in input order.
-
-        The options are `Predictor.analyze`'s and hold for every article of this call only.
+        """Analyse validated articles as `options` ask (every article of this call); results come back in
+        input order.
 
         Raises:
-            InvalidInputError: options the predictor cannot honour (checked before anything is queued).
             BatchTooLargeError: more articles than `max_queue`, which no wait would make room for.
             OverloadedError: the queue cannot take these articles now.
             RequestTimeoutError: the results did not come within `request_timeout_s`, tokenising included.
@@ -162,7 +154,6 @@ class InferenceEngine:
         """
         if self._closed:
             raise ModelNotReadyError("the service is shutting down")
-        options = ResultOptions(summary_sentences, summary_ratio, max_summary_sentences, operating_point)
         if len(articles) > self.config.max_queue:
             raise BatchTooLargeError(
                 f"{len(articles)} articles in one call; the server takes at most {self.config.max_queue} "

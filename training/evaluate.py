@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from naba.models.predictor import Predictor, ResultOptions, Scores
+from naba.models.predictor import Predictor, Scores
 from naba.models.records import Record
-from naba.models.results import Analysis
+from naba.models.results import Analysis, ResultOptions
 from naba.training.metrics import classification_report, expected_calibration_error
 from naba.training.rouge import rouge
 from naba.training.tuning import truth_matrix
@@ -49,7 +49,7 @@ def predict_records(
     """Analyse records in length-sorted batches (less padding) and return the results in record order."""
     results: list[Analysis | None] = [None] * len(records)
     for chunk in _length_batches(records, batch_size):
-        analyses = predictor.analyze([records[i].article for i in chunk], summary_sentences)
+        analyses = predictor.analyze([records[i].article for i in chunk], ResultOptions(summary_sentences))
         for i, analysis in zip(chunk, analyses, strict=True):
             results[i] = analysis
     return [r for r in results if r is not None]

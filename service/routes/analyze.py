@@ -7,13 +7,12 @@ and a batch with one bad article is refused whole, with the article's index in t
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter
 
 from naba.models.errors import BatchTooLargeError, InvalidInputError, NabaError
 from naba.models.preprocessing import check_unicode, truncate_text, validate_text, validate_title
-from naba.models.results import Article
+from naba.models.results import Article, ResultOptions
 from naba.service.deps import EngineDep, SettingsDep
 from naba.service.errors import error_responses
 from naba.service.schemas import (
@@ -42,18 +41,13 @@ def resolve_summary_sentences(requested: int | None, settings: Settings) -> int:
     return requested
 
 
-def analysis_options(body: AnalyzeOptions, settings: Settings) -> dict[str, Any]:
+def analysis_options(body: AnalyzeOptions, settings: Settings) -> ResultOptions:
     """The request's options for the engine: its summary length (a count, or a ratio that the predictor turns
     into one, never more than `max_summary_sentences`) and its operating point."""
     count = None
     if body.summary_ratio is None:
         count = resolve_summary_sentences(body.summary_sentences, settings)
-    return {
-        "summary_sentences": count,
-        "summary_ratio": body.summary_ratio,
-        "max_summary_sentences": settings.max_summary_sentences,
-        "operating_point": body.operating_point,
-    }
+    return ResultOptions(count, body.summary_ratio, settings.max_summary_sentences, body.operating_point)
 
 
 def checked_article(
@@ -83,7 +77,7 @@ async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep
     """Tag one article, quote the evidence for each label and summarise it."""
     options = analysis_options(body, settings)
     article, truncated = checked_article(body.text, body.title, settings, truncate=body.truncate)
-    [analysis] = await engine.analyze([article], **options)
+    [analysis] = await engine.analyze([article], options)
     return AnalyzeResponse.model_validate({**analysis.to_dict(), "truncated": truncated})
 
 
@@ -107,7 +101,7 @@ async def analyze_batch(
             raise type(exc)(f"articles[{index}]: {exc.message}") from exc
         articles.append(article)
         truncated.append(cut)
-    analyses = await engine.analyze(articles, **options)
+    analyses = await engine.analyze(articles, options)
     results = [
         BatchItemOut.model_validate({"id": article.id, **analysis.to_dict(), "truncated": cut})
         for article, analysis, cut in zip(articles, analyses, truncated, strict=True)

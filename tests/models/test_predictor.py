@@ -17,10 +17,9 @@ from naba.models.predictor import (
     cpu_has_native_bf16,
     inference_dtype,
     resolve_device,
-    summary_length,
 )
 from naba.models.preprocessing import split_sentences
-from naba.models.results import OPERATING_POINTS, Article
+from naba.models.results import OPERATING_POINTS, Article, ResultOptions
 from tests.conftest import NEGATIVES, seed_records
 
 SEEDS = [Article(r["text"], id=r["id"]) for r in seed_records()]
@@ -51,7 +50,7 @@ def test_evidence_and_summary_quote_the_article(predictor: Predictor) -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 4])
 def test_summary_length_follows_the_request(predictor: Predictor, n: int) -> None:
-    analysis = predictor.analyze([SEEDS[1]], summary_sentences=n)[0]
+    analysis = predictor.analyze([SEEDS[1]], ResultOptions(summary_sentences=n))[0]
     assert len(analysis.summary_indices) == n
 
 
@@ -79,14 +78,14 @@ def test_summary_keeps_the_heads_best_sentence_and_fills_with_the_lead(
 
 
 def test_summary_respects_the_length_budget(predictor: Predictor) -> None:
-    analysis = predictor.analyze([SEEDS[1]], summary_sentences=50)[0]
+    analysis = predictor.analyze([SEEDS[1]], ResultOptions(summary_sentences=50))[0]
     assert len(analysis.summary) <= predictor.config.summary_max_chars
     assert len(analysis.summary_indices) >= 1
 
 
 def test_title_is_never_quoted(predictor: Predictor) -> None:
     title = "عنوان خاص لا يظهر في النص"
-    analysis = predictor.analyze([Article(NEGATIVES[0], title=title)], summary_sentences=5)[0]
+    analysis = predictor.analyze([Article(NEGATIVES[0], title=title)], ResultOptions(summary_sentences=5))[0]
     assert title not in analysis.summary
     assert all(title not in e for r in analysis.labels for e in r.evidence)
 
@@ -170,13 +169,13 @@ def test_operating_point_picks_the_thresholds_for_tags_and_evidence(
     monkeypatch.setattr(tuned, "evidence_indices", spy)
     balanced = tuned.analyze([SEEDS[0]])[0]
     assert {r.label for r in balanced.labels} == set(predictor.labels) and seen == [0.0] * k
-    assert tuned.analyze([SEEDS[0]], operating_point="precision")[0].labels == []
+    assert tuned.analyze([SEEDS[0]], ResultOptions(operating_point="precision"))[0].labels == []
     seen.clear()
-    recall = tuned.analyze([SEEDS[0]], operating_point="recall")[0]
+    recall = tuned.analyze([SEEDS[0]], ResultOptions(operating_point="recall"))[0]
     assert {r.label for r in recall.labels} == {lbl for lbl, p in recall.scores.items() if p >= 0.3}
     assert seen == [0.3] * len(recall.labels)
     with pytest.raises(InvalidInputError, match="operating_point"):
-        tuned.analyze([SEEDS[0]], operating_point="lenient")  # type: ignore[arg-type]
+        tuned.analyze([SEEDS[0]], ResultOptions(operating_point="lenient"))  # type: ignore[arg-type]
 
 
 def _scores(sentence_logits: np.ndarray) -> Scores:
@@ -232,32 +231,37 @@ def test_info_lists_every_operating_point(predictor: Predictor) -> None:
         (10, {"summary_ratio": 0.3}, 3),  # not 4: 0.3 * 10 is 3.0000000000000004 in floats
         (7, {"summary_ratio": 0.5}, 4),
         (3, {"summary_ratio": 0.01}, 1),
-        (80, {"summary_ratio": 1.0, "most": 20}, 20),
-        (80, {"summary_ratio": 0.05, "most": 20}, 4),
+        (80, {"summary_ratio": 1.0, "max_summary_sentences": 20}, 20),
+        (80, {"summary_ratio": 0.05, "max_summary_sentences": 20}, 4),
     ],
 )
 def test_summary_length_rule(n_sentences: int, options: dict, expected: int) -> None:
-    assert summary_length(n_sentences, 3, **options) == expected
+    assert ResultOptions(**options).summary_length(n_sentences, 3) == expected
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"summary_sentences": 2, "summary_ratio": 0.5}, "not both"), ({"summary_ratio": 0.0}, "(0, 1]")],
+    [
+        ({"summary_sentences": 2, "summary_ratio": 0.5}, "not both"),
+        ({"summary_ratio": 0.0}, "(0, 1]"),
+        ({"summary_ratio": 1.5}, "(0, 1]"),
+        ({"operating_point": "lenient"}, "unknown operating_point"),
+    ],
 )
 def test_summary_length_refuses_bad_options(options: dict, message: str) -> None:
     with pytest.raises(InvalidInputError, match=re.escape(message)):
-        summary_length(10, 3, **options)
+        ResultOptions(**options)
 
 
 def test_summary_ratio_follows_the_article_length(predictor: Predictor) -> None:
     [four, capped] = [
-        predictor.analyze([LONG], summary_ratio=0.05)[0],
-        predictor.analyze([LONG], summary_ratio=0.5, max_summary_sentences=3)[0],
+        predictor.analyze([LONG], ResultOptions(summary_ratio=0.05))[0],
+        predictor.analyze([LONG], ResultOptions(summary_ratio=0.5, max_summary_sentences=3))[0],
     ]
     assert len(four.summary_indices) == 4  # ceil(0.05 * 80)
     assert len(capped.summary_indices) == 3
     with pytest.raises(InvalidInputError, match="not both"):
-        predictor.analyze([LONG], summary_sentences=2, summary_ratio=0.5)
+        predictor.analyze([LONG], ResultOptions(summary_sentences=2, summary_ratio=0.5))
 
 
 def test_resolve_device() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from naba.batch import BatchUsageError, ResumeRefusedError, manifest_path, run_batch
 from naba.models.errors import DataError, InvalidInputError
-from naba.models.results import Analysis, Article, LabelResult, ModelRef
+from naba.models.results import DEFAULT_OPTIONS, Analysis, Article, LabelResult, ModelRef, ResultOptions
 
 # Arabic texts of different lengths, so that length sorting changes the order.
 TEXTS = [
@@ -38,10 +38,10 @@ class FakePredictor:
         self.batches: list[list[Article]] = []
         self.crash_after = crash_after
         self.done = 0
-        self.options: dict[str, Any] = {}  # the keyword options of the last call
+        self.options = DEFAULT_OPTIONS  # the options of the last call
 
     def analyze(
-        self, articles: Sequence[Article], summary_sentences: int | None = None, **options: Any
+        self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS
     ) -> list[Analysis]:
         self.options = options
         if self.crash_after is not None and self.done + len(articles) > self.crash_after:
@@ -50,7 +50,7 @@ class FakePredictor:
             raise InvalidInputError("refused")
         self.batches.append(list(articles))
         self.done += len(articles)
-        return [fake_analysis(article.text, summary_sentences) for article in articles]
+        return [fake_analysis(article.text, options.summary_sentences) for article in articles]
 
 
 def fake_analysis(text: str, summary_sentences: int | None = None) -> Analysis:
@@ -87,7 +87,7 @@ def test_run_batch_writes_one_line_per_article_in_input_order(tmp_path: Path) ->
     source = write_jsonl(tmp_path / "in.jsonl", articles())
     output = tmp_path / "out.jsonl"
 
-    report = run(FakePredictor(), source, output, batch_size=2, summary_sentences=2)
+    report = run(FakePredictor(), source, output, batch_size=2, options=ResultOptions(summary_sentences=2))
 
     results = read_jsonl(output)
     assert [r["id"] for r in results] == [f"a{i}" for i in range(len(TEXTS))]
@@ -249,9 +249,9 @@ def test_run_batch_records_its_settings_and_refuses_to_resume_with_others(tmp_pa
     before = output.read_bytes(), manifest_path(output).read_bytes()
 
     for other in (
-        {"model": model, "operating_point": "recall"},
-        {"model": model, "summary_sentences": 2},
-        {"model": model, "summary_ratio": 0.5},
+        {"model": model, "options": ResultOptions(operating_point="recall")},
+        {"model": model, "options": ResultOptions(summary_sentences=2)},
+        {"model": model, "options": ResultOptions(summary_ratio=0.5)},
         {"model": {**model, "weights_sha256": "cc"}},
         {"model": {**model, "version": "2"}},
     ):
@@ -271,7 +271,7 @@ def test_run_batch_resumes_an_output_without_manifest_and_records_one(
     source = write_jsonl(tmp_path / "in.jsonl", articles(3))
     output = write_jsonl(tmp_path / "out.jsonl", [{"id": "a0", **fake_analysis(TEXTS[0]).to_dict()}])
 
-    report = run(FakePredictor(), source, output, operating_point="recall")
+    report = run(FakePredictor(), source, output, options=ResultOptions(operating_point="recall"))
 
     assert (report.skipped_done, report.written) == (1, 2)
     assert "has no out.run.json" in caplog.text
@@ -411,22 +411,10 @@ def test_run_batch_rejects_bad_arguments(tmp_path: Path) -> None:
 def test_run_batch_passes_summary_ratio_and_operating_point(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", articles(2))
     predictor = FakePredictor()
-    run(predictor, source, tmp_path / "out.jsonl", summary_ratio=0.5, operating_point="recall")
-    assert predictor.options == {"summary_ratio": 0.5, "operating_point": "recall"}
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"summary_sentences": 2, "summary_ratio": 0.5}, "not both"),
-        ({"summary_ratio": 1.5}, "summary_ratio"),
-        ({"operating_point": "lenient"}, "operating_point"),
-    ],
-)
-def test_run_batch_refuses_bad_options_before_touching_files(
-    tmp_path: Path, options: dict[str, Any], message: str
-) -> None:
-    source = write_jsonl(tmp_path / "in.jsonl", articles(2))
-    with pytest.raises(InvalidInputError, match=message):
-        run(FakePredictor(), source, tmp_path / "out.jsonl", **options)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+    run(
+        predictor,
+        source,
+        tmp_path / "out.jsonl",
+        options=ResultOptions(summary_ratio=0.5, operating_point="recall"),
+    )
+    assert predictor.options == ResultOptions(summary_ratio=0.5, operating_point="recall")

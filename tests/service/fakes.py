@@ -14,9 +14,17 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from naba.models.predictor import DEFAULT_OPTIONS, Predictor, ResultOptions, summary_length
+from naba.models.predictor import Predictor
 from naba.models.preprocessing import split_sentences
-from naba.models.results import Analysis, Article, LabelResult, ModelRef, OperatingPoint
+from naba.models.results import (
+    DEFAULT_OPTIONS,
+    Analysis,
+    Article,
+    LabelResult,
+    ModelRef,
+    OperatingPoint,
+    ResultOptions,
+)
 
 KEYWORDS = {
     "economy": ("البنك", "التضخم", "الاقتصاد"),
@@ -91,9 +99,7 @@ class FakePredictor:
         self.summary_requests.append(options.summary_sentences)
         self.options.append({"text": encoded.article.text, **asdict(options)})
         n = len(split_sentences(encoded.article.text))
-        n_summary = summary_length(
-            n, 1, options.summary_sentences, options.summary_ratio, options.max_summary_sentences
-        )
+        n_summary = options.summary_length(n, 1)
         return self._one(encoded.article, n_summary, options.operating_point)
 
     # The real predictor's analyze, over this fake's encode, score and result stages.

@@ -12,12 +12,11 @@ import pytest
 
 from naba.models.errors import (
     BatchTooLargeError,
-    InvalidInputError,
     ModelNotReadyError,
     OverloadedError,
     RequestTimeoutError,
 )
-from naba.models.results import Analysis, Article
+from naba.models.results import Analysis, Article, ResultOptions
 from naba.service.engine import BatchingConfig, InferenceEngine
 from naba.settings import Settings
 from tests.service.fakes import (
@@ -56,7 +55,7 @@ def test_results_keep_order_and_run_on_the_worker_thread() -> None:
     engine = InferenceEngine(predictor)  # type: ignore[arg-type]
     articles = [Article(POLITICS_TEXT, id="p"), Article(ECONOMY_TEXT, id="e")]
     try:
-        results = run(engine.analyze(articles, summary_sentences=1))
+        results = run(engine.analyze(articles, ResultOptions(summary_sentences=1)))
     finally:
         engine.close()
     assert [r.labels[0].label for r in results] == ["politics", "economy"]
@@ -70,9 +69,9 @@ def test_concurrent_requests_share_one_model_call() -> None:
     texts = [ECONOMY_TEXT, POLITICS_TEXT, SPORTS_TEXT] * 3
 
     async def scenario() -> list[list[Analysis]]:
-        first = asyncio.create_task(engine.analyze([Article(texts[0])], None))
+        first = asyncio.create_task(engine.analyze([Article(texts[0])]))
         await _wait_entered(predictor)  # the worker is busy with the first request
-        rest = [asyncio.create_task(engine.analyze([Article(t)], None)) for t in texts[1:]]
+        rest = [asyncio.create_task(engine.analyze([Article(t)])) for t in texts[1:]]
         await wait_for(lambda: engine.queue_depth == len(rest))
         predictor.gate.set()
         return await asyncio.gather(first, *rest)
@@ -92,9 +91,9 @@ def test_token_budget_splits_batches() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(max_batch_tokens=budget, max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         await _wait_entered(predictor)
-        rest = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 5, None))
+        rest = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 5))
         await wait_for(lambda: engine.queue_depth == 5)
         predictor.gate.set()
         await asyncio.gather(first, rest)
@@ -113,9 +112,9 @@ def test_the_batch_request_limit_does_not_cap_model_calls() -> None:
     engine = InferenceEngine(predictor, BatchingConfig.from_settings(settings))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         await _wait_entered(predictor)
-        rest = [asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None)) for _ in range(5)]
+        rest = [asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)])) for _ in range(5)]
         await wait_for(lambda: engine.queue_depth == 5)
         predictor.gate.set()
         await asyncio.gather(first, *rest)
@@ -133,10 +132,10 @@ def _held_while_tokenising(max_wait_ms: float) -> list[int]:
     engine = InferenceEngine(predictor, BatchingConfig.from_settings(Settings(max_wait_ms=max_wait_ms)))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        held = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
+        held = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)]))
         if not await asyncio.to_thread(predictor.encoding.wait, 10):
             raise AssertionError("the held request never started tokenising")
-        ready = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        ready = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         if max_wait_ms:  # queued, and waiting for company
             await wait_for(lambda: engine.queue_depth == 1)
         else:  # run alone, before the held request could join it
@@ -165,7 +164,7 @@ def test_a_lone_request_does_not_wait_max_wait_ms() -> None:
     engine = InferenceEngine(predictor, BatchingConfig.from_settings(Settings(max_wait_ms=5_000)))  # type: ignore[arg-type]
     try:
         start = time.monotonic()
-        run(engine.analyze([Article(ECONOMY_TEXT)], None))
+        run(engine.analyze([Article(ECONOMY_TEXT)]))
         elapsed = time.monotonic() - start
     finally:
         engine.close()
@@ -178,8 +177,8 @@ def test_more_articles_than_the_queue_holds_are_refused_for_good() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(max_queue=4))  # type: ignore[arg-type]
     try:
         with pytest.raises(BatchTooLargeError, match="5 articles in one call; the server takes at most 4"):
-            run(engine.analyze([Article(ECONOMY_TEXT)] * 5, None))
-        assert len(run(engine.analyze([Article(ECONOMY_TEXT)] * 4, None))) == 4
+            run(engine.analyze([Article(ECONOMY_TEXT)] * 5))
+        assert len(run(engine.analyze([Article(ECONOMY_TEXT)] * 4))) == 4
     finally:
         engine.close()
     assert [len(call) for call in predictor.calls] == [4]
@@ -190,12 +189,12 @@ def test_full_queue_refuses_at_once() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(max_queue=4, max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         await _wait_entered(predictor)
-        queued = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 3, None))
+        queued = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)] * 3))
         await wait_for(lambda: engine.queue_depth == 3)
         with pytest.raises(OverloadedError, match="busy") as refused:
-            await engine.analyze([Article(POLITICS_TEXT)], None)
+            await engine.analyze([Article(POLITICS_TEXT)])
         assert refused.value.retry_after >= 1
         predictor.gate.set()
         assert len(await queued) == 3
@@ -212,7 +211,7 @@ def test_concurrent_requests_cannot_overfill_the_engine() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(max_queue=4, max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> list[object]:
-        tasks = [asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None)) for _ in range(10)]
+        tasks = [asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)])) for _ in range(10)]
         await _wait_entered(predictor)
         assert engine.in_progress == 4
         predictor.gate.set()
@@ -232,10 +231,10 @@ def test_timed_out_request_is_dropped_from_the_queue() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(request_timeout_s=0.2, max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT, id="slow")], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT, id="slow")]))
         await _wait_entered(predictor)
         with pytest.raises(RequestTimeoutError):
-            await engine.analyze([Article(POLITICS_TEXT, id="late")], None)
+            await engine.analyze([Article(POLITICS_TEXT, id="late")])
         # Held on the gate since before "late" came, the first request is past its deadline too.
         with pytest.raises(RequestTimeoutError):
             await first
@@ -244,7 +243,7 @@ def test_timed_out_request_is_dropped_from_the_queue() -> None:
         await wait_for(lambda: len(predictor.calls) == 1 and engine.queue_depth == 0)
         # A generous deadline for the next request: it shows the worker goes on, whatever the machine's load.
         engine.config = dataclasses.replace(engine.config, request_timeout_s=30)
-        assert (await engine.analyze([Article(SPORTS_TEXT, id="next")], None))[0].labels[0].label == "sports"
+        assert (await engine.analyze([Article(SPORTS_TEXT, id="next")]))[0].labels[0].label == "sports"
 
     try:
         run(scenario())
@@ -262,11 +261,11 @@ def test_the_timeout_covers_tokenising() -> None:
     async def scenario() -> None:
         try:
             with pytest.raises(RequestTimeoutError, match=r"no result within 0\.05 s"):
-                await engine.analyze([Article(ECONOMY_TEXT)], None)  # held in encode until released
+                await engine.analyze([Article(ECONOMY_TEXT)])  # held in encode until released
             assert engine.in_progress == 0
         finally:
             predictor.release.set()
-        assert len(await engine.analyze([Article(SPORTS_TEXT)], None)) == 1
+        assert len(await engine.analyze([Article(SPORTS_TEXT)])) == 1
 
     try:
         run(scenario())
@@ -283,7 +282,7 @@ def test_a_timeout_error_of_the_predictor_is_not_the_deadline() -> None:
     engine = InferenceEngine(TimesOut())  # type: ignore[arg-type]
     try:
         with pytest.raises(TimeoutError, match="GPU driver"):
-            run(engine.analyze([Article(ECONOMY_TEXT)], None))
+            run(engine.analyze([Article(ECONOMY_TEXT)]))
     finally:
         engine.close()
 
@@ -293,12 +292,12 @@ def test_swap_serves_new_requests_on_the_new_model_and_queued_ones_on_their_own(
     engine = InferenceEngine(old, BatchingConfig(max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> tuple[list[Analysis], list[Analysis], list[Analysis]]:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         await _wait_entered(old)
-        queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
+        queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)]))
         await wait_for(lambda: engine.queue_depth == 1)
         assert engine.swap(new) is old  # type: ignore[arg-type]
-        after = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None))
+        after = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)]))
         old.gate.set()
         return await first, await queued, await after
 
@@ -321,8 +320,8 @@ def test_a_failing_batch_reaches_its_callers_and_the_worker_goes_on() -> None:
     engine = InferenceEngine(FailsOnPolitics())  # type: ignore[arg-type]
     try:
         with pytest.raises(ValueError, match="bad batch"):
-            run(engine.analyze([Article(POLITICS_TEXT)], None))
-        assert run(engine.analyze([Article(ECONOMY_TEXT)], None))[0].labels[0].label == "economy"
+            run(engine.analyze([Article(POLITICS_TEXT)]))
+        assert run(engine.analyze([Article(ECONOMY_TEXT)]))[0].labels[0].label == "economy"
     finally:
         engine.close()
 
@@ -332,9 +331,9 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
     engine = InferenceEngine(predictor, BatchingConfig(max_wait_ms=0))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)]))
         await _wait_entered(predictor)
-        queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)], None))
+        queued = asyncio.create_task(engine.analyze([Article(POLITICS_TEXT)]))
         await wait_for(lambda: engine.queue_depth == 1)
         closing = asyncio.create_task(asyncio.to_thread(engine.close))
         await wait_for(lambda: engine.closed)
@@ -344,7 +343,7 @@ def test_close_fails_queued_requests_and_refuses_new_ones() -> None:
             await queued
         assert len(await first) == 1  # the batch in progress finished
         with pytest.raises(ModelNotReadyError):
-            await engine.analyze([Article(SPORTS_TEXT)], None)
+            await engine.analyze([Article(SPORTS_TEXT)])
 
     run(scenario())
 
@@ -355,12 +354,15 @@ def test_requests_batched_together_keep_their_own_options() -> None:
     long_text = " ".join([ECONOMY_TEXT] * 2)  # six sentences
 
     async def scenario() -> list[list[Analysis]]:
-        first = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)], None))
+        first = asyncio.create_task(engine.analyze([Article(SPORTS_TEXT)]))
         await _wait_entered(predictor)
-        strict = asyncio.create_task(engine.analyze([Article(ECONOMY_TEXT)], 1, operating_point="precision"))
+        strict = asyncio.create_task(
+            engine.analyze([Article(ECONOMY_TEXT)], ResultOptions(1, operating_point="precision"))
+        )
         loose = asyncio.create_task(
             engine.analyze(
-                [Article(long_text)], summary_ratio=0.5, max_summary_sentences=2, operating_point="recall"
+                [Article(long_text)],
+                ResultOptions(summary_ratio=0.5, max_summary_sentences=2, operating_point="recall"),
             )
         )
         await wait_for(lambda: engine.queue_depth == 2)
@@ -378,16 +380,3 @@ def test_requests_batched_together_keep_their_own_options() -> None:
     options = {o["text"]: o for o in predictor.options}
     assert options[ECONOMY_TEXT]["operating_point"] == "precision"
     assert options[long_text]["summary_ratio"] == 0.5
-
-
-def test_bad_options_are_refused_before_anything_is_queued() -> None:
-    predictor = FakePredictor()
-    engine = InferenceEngine(predictor)  # type: ignore[arg-type]
-    try:
-        with pytest.raises(InvalidInputError, match="not both"):
-            run(engine.analyze([Article(ECONOMY_TEXT)], 2, summary_ratio=0.5))
-        with pytest.raises(InvalidInputError, match="operating_point"):
-            run(engine.analyze([Article(ECONOMY_TEXT)], operating_point="lenient"))  # type: ignore[arg-type]
-    finally:
-        engine.close()
-    assert predictor.calls == [] and engine.in_progress == 0

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 import naba.service.reload
 from naba.models.artifacts import load_artifact, save_artifact
 from naba.models.predictor import Predictor
-from naba.models.results import Analysis, Article, LabelResult
+from naba.models.results import DEFAULT_OPTIONS, Analysis, Article, LabelResult, ResultOptions
 from naba.service.app import create_app
 from naba.service.errors import ReloadFailedError
 from naba.service.reload import SMOKE_ARTICLE, smoke_check
@@ -275,9 +275,9 @@ def broken(change: Callable[[Analysis], Analysis]) -> FakePredictor:
 
     class Broken(FakePredictor):
         def analyze(
-            self, articles: Sequence[Article], summary_sentences: int | None = None
+            self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS
         ) -> list[Analysis]:
-            return [change(a) for a in super().analyze(articles, summary_sentences)]
+            return [change(a) for a in super().analyze(articles, options)]
 
     return Broken()
 
