@@ -20,7 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from naba.models.results import OperatingPoint
+from naba.models.errors import InvalidInputError
+from naba.models.results import OperatingPoint, ResultOptions
 
 EXAMPLE_TITLE = "البنك المركزي يرفع سعر الفائدة"
 EXAMPLE_TEXT = (
@@ -86,8 +87,11 @@ class AnalyzeOptions(BaseModel):
 
     @model_validator(mode="after")
     def _one_summary_length(self) -> Self:
-        if self.summary_sentences is not None and self.summary_ratio is not None:
-            raise ValueError("give summary_sentences or summary_ratio, not both")
+        """ResultOptions' rule (not both summary options), refused here as a malformed request."""
+        try:
+            ResultOptions(self.summary_sentences, self.summary_ratio, operating_point=self.operating_point)
+        except InvalidInputError as exc:
+            raise ValueError(exc.message) from None
         return self
 
 
