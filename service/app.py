@@ -13,11 +13,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib import metadata
 
 import torch
 from fastapi import FastAPI
 
+from naba import __version__
 from naba.models.errors import NabaError
 from naba.models.predictor import Predictor
 from naba.service.admission import AdmissionGate, BodySizeLimit
@@ -27,18 +27,10 @@ from naba.service.errors import register_error_handlers
 from naba.service.metrics import RequestMetricsMiddleware
 from naba.service.reload import load_checked
 from naba.service.route_table import RouteTable
-from naba.service.routes import api_router
+from naba.service.routes import api_router, page
 from naba.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
-
-
-def _version() -> str:
-    """The installed naba package version; 0.1.0 when running from a source tree that is not installed."""
-    try:
-        return metadata.version("naba")
-    except metadata.PackageNotFoundError:
-        return "0.1.0"
 
 
 async def load_engine(app: FastAPI, settings: Settings, predictor: Predictor | None) -> None:
@@ -92,6 +84,7 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             torch.set_num_threads(settings.torch_threads)
         app.state.engine = None
         app.state.load_failed = False
+        app.state.corrections = None  # opened by the first POST /v1/feedback
         app.state.loader = asyncio.create_task(load_engine(app, settings, predictor))
         try:
             yield
@@ -101,16 +94,19 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
             if app.state.engine is not None:
                 app.state.engine.close()
                 app.state.engine = None
+            if app.state.corrections is not None:
+                app.state.corrections.close()
 
     app = FastAPI(
         title="Naba",
-        version=_version(),
+        version=__version__,
         description="Tags Arabic news articles by topic, quotes the evidence and summarises them.",
         lifespan=lifespan,
     )
     app.state.settings = settings
     register_error_handlers(app)
     app.include_router(api_router)
+    app.mount("/static", page.static_files(), name="static")
     routes = RouteTable(app.routes)  # for the middleware that answer before the router, every route included
     app.add_middleware(AuthenticateFirst, routes=routes)
     # Outside the key check: under a flood the gate refuses the excess at once, before any other work.

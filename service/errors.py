@@ -60,6 +60,12 @@ class ReloadFailedError(NabaError):
     error_type = "reload_failed"
 
 
+class StoreUnavailableError(NabaError):
+    """The corrections database cannot be reached or written; nothing was stored."""
+
+    error_type = "store_unavailable"
+
+
 # Looked up along the exception's class hierarchy, so a new subclass inherits its parent's status; any other
 # NabaError is a 500.
 STATUS_BY_ERROR: dict[type[NabaError], int] = {
@@ -74,6 +80,7 @@ STATUS_BY_ERROR: dict[type[NabaError], int] = {
     ForbiddenError: 403,
     ReloadInProgressError: 409,
     ReloadFailedError: 422,
+    StoreUnavailableError: 503,
 }
 REQUEST_ERROR_TYPE = "invalid_request"
 # A body FastAPI's JSON parsing fails on with something other than a JSONDecodeError gets a bare 400 "error

@@ -79,6 +79,11 @@ class AnalyzeOptions(BaseModel):
     summary_sentences: SummarySentences = None
     summary_ratio: SummaryRatio = None
     operating_point: OperatingPointOption = "balanced"
+    include_sentences: StrictBool = Field(
+        False,
+        description="Also return the article's sentences, which summary_indices count and evidence quotes: "
+        "what a client needs to mark them in the article (the web page asks for them).",
+    )
     truncate: StrictBool = Field(
         False,
         description="Cut a text or title longer than the service's max_chars to that length (at a space when "
@@ -161,6 +166,9 @@ class AnalyzeResponse(BaseModel):
     model: ModelRefOut
     truncated: bool = Field(
         False, description="True when the request asked for truncate and the text was cut."
+    )
+    sentences: list[str] | None = Field(
+        None, description="The article's body sentences, in order, when the request asked include_sentences."
     )
 
 
@@ -255,3 +263,26 @@ class ReadyResponse(BaseModel):
 
     status: str = "ready"
     model: ModelRefOut
+
+
+class FeedbackRequest(BaseModel):
+    """An analyst's correction of one result: the labels that are right, and per label the sentence that shows
+    it. Stored for retraining; labels must be the served model's, evidence sentences quoted from the text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: ArticleText
+    title: ArticleTitle = None
+    id: StrictStr | None = Field(None, max_length=512, description="The article's id, if it has one.")
+    labels: list[StrictStr] = Field(description="Every label the article should carry (none: an empty list).")
+    evidence: dict[StrictStr, StrictStr] = Field(
+        default_factory=dict, description="Per label of `labels`, the article sentence that shows it."
+    )
+    model: ModelRefOut = Field(description="The model whose result is corrected (the response's `model`).")
+
+
+class FeedbackResponse(BaseModel):
+    """The stored correction's id."""
+
+    id: int
+    created: str = Field(description="When it was stored (ISO 8601, UTC).")

@@ -61,7 +61,8 @@ def test_the_wheel_holds_one_top_level_package_with_its_model_and_seeds(wheel: P
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if not n.startswith("naba-")} == {"naba"}
     assert {"naba/models/default/model.safetensors", "naba/models/default/naba_config.json",
-            "naba/seeds/seeds.jsonl", "naba/service/routes/analyze.py"} <= set(names)  # fmt: skip
+            "naba/seeds/seeds.jsonl", "naba/service/routes/analyze.py", "naba/service/static/index.html",
+            "naba/service/static/app.js", "naba/service/static/fonts/OFL.txt"} <= set(names)  # fmt: skip
 
 
 def test_installed_naba_predicts_and_serves_the_shipped_model(installed: Path, tmp_path: Path) -> None:
@@ -98,10 +99,12 @@ def test_installed_naba_predicts_and_serves_the_shipped_model(installed: Path, t
         with httpx.Client(base_url=url, timeout=30, trust_env=False) as client:
             model = client.get("/v1/model").json()
             answer = client.post("/v1/analyze", json={"text": rows[0]["text"]})
+            page = client.get("/")
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
     assert answer.status_code == 200, output
+    assert page.status_code == 200 and 'dir="rtl"' in page.text
     assert (
         answer.json()["summary"]
         and model["name"]

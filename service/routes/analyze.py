@@ -78,7 +78,10 @@ async def analyze(body: AnalyzeRequest, engine: EngineDep, settings: SettingsDep
     options = analysis_options(body, settings)
     article, truncated = checked_article(body.text, body.title, settings, truncate=body.truncate)
     [analysis] = await engine.analyze([article], options)
-    return AnalyzeResponse.model_validate({**analysis.to_dict(), "truncated": truncated})
+    sentences = analysis.sentences if body.include_sentences else None
+    return AnalyzeResponse.model_validate(
+        {**analysis.to_dict(), "truncated": truncated, "sentences": sentences}
+    )
 
 
 @router.post(
@@ -103,7 +106,14 @@ async def analyze_batch(
         truncated.append(cut)
     analyses = await engine.analyze(articles, options)
     results = [
-        BatchItemOut.model_validate({"id": article.id, **analysis.to_dict(), "truncated": cut})
+        BatchItemOut.model_validate(
+            {
+                "id": article.id,
+                **analysis.to_dict(),
+                "truncated": cut,
+                "sentences": analysis.sentences if body.include_sentences else None,
+            }
+        )
         for article, analysis, cut in zip(articles, analyses, truncated, strict=True)
     ]
     return BatchAnalyzeResponse(results=results)
