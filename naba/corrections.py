@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, create_engine, select
+from sqlalchemy import JSON, DateTime, Engine, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 
@@ -68,6 +68,8 @@ class CorrectionStore:
 
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_wal)
         _Base.metadata.create_all(self.engine)
 
     def add(self, correction: Correction) -> Correction:
@@ -98,6 +100,11 @@ class CorrectionStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_wal(connection: Any, _record: Any) -> None:
+    """Write-ahead logging: readers (an export for retraining) never block the service's writes."""
+    connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _correction(row: CorrectionRow) -> Correction:

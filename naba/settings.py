@@ -82,10 +82,10 @@ class Settings(BaseSettings):
         "so the server never closes a connection a client is about to reuse (uvicorn's 5 s default equals "
         "httpx's and races, giving clients ReadError).",
     )
-    corrections_url: str = Field(
+    database_url: str = Field(
         "sqlite:///naba-corrections.sqlite3",
-        description="SQLAlchemy URL of the analysts' corrections store (POST /v1/feedback): SQLite by default, "
-        "a file in the working directory; postgresql+psycopg://... for a shared one.",
+        description="SQLAlchemy URL of Naba's database, which holds the analysts' corrections (POST /v1/feedback): "
+        "SQLite by default, a file in the working directory; postgresql+psycopg://... for a shared one.",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)

@@ -18,7 +18,7 @@ from hypothesis import settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The corrections store defaults to a file in the working directory: no test may write one there.
-os.environ["NABA_CORRECTIONS_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='naba-tests-')}/corrections.sqlite3"
+os.environ["NABA_DATABASE_URL"] = f"sqlite:///{tempfile.mkdtemp(prefix='naba-tests-')}/corrections.sqlite3"
 
 # Property tests draw the same examples on every run (the suite is deterministic) and keep no example database.
 settings.register_profile("naba", derandomize=True, database=None)

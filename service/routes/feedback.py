@@ -63,7 +63,7 @@ async def post_feedback(
     """Store an analyst's correction of a result, for retraining."""
     correction = checked_correction(body, list(engine.info["labels"]), settings.max_chars)
     try:
-        store = correction_store(request, settings.corrections_url)
+        store = correction_store(request, settings.database_url)
         stored = await asyncio.to_thread(store.add, correction)
     except SQLAlchemyError as exc:
         raise StoreUnavailableError(f"the corrections store cannot be written: {type(exc).__name__}") from exc

@@ -26,7 +26,7 @@ def take(out_dir: Path, seed: int = 0) -> list[Path]:
     article = seed_records()[seed]
     predictor = Predictor.from_dir(DEFAULT_MODEL_DIR, device="cpu")
     written = []
-    settings = Settings(corrections_url=f"sqlite:///{out_dir / '.screenshots.sqlite3'}")
+    settings = Settings(database_url=f"sqlite:///{out_dir / '.screenshots.sqlite3'}")
     with live_server(create_app(settings, predictor=predictor)) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         for name, (width, height) in SIZES.items():

@@ -21,7 +21,7 @@ SENTENCE = "وقال المحافظ إن القرار يكبح التضخم."
 
 @pytest.fixture
 def store_settings(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(update={"corrections_url": f"sqlite:///{tmp_path / 'corrections.sqlite3'}"})
+    return settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'corrections.sqlite3'}"})
 
 
 def post(settings: Settings, body: dict) -> tuple[int, dict]:
@@ -39,7 +39,10 @@ def test_a_correction_is_stored_and_survives_a_restart(store_settings: Settings,
     status, second = post(store_settings, {**body, "labels": [], "evidence": {}, "id": None})  # a new process
     assert status == 201 and second["id"] == 2
 
-    stored = list(CorrectionStore(store_settings.corrections_url).all())
+    store = CorrectionStore(store_settings.database_url)
+    with store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    stored = list(store.all())
     assert [(c.id, c.labels, dict(c.evidence), c.model_name) for c in stored] == [
         (1, ("economy",), {"economy": SENTENCE}, "fake"),
         (2, (), {}, "fake"),
@@ -68,13 +71,11 @@ def test_a_correction_the_model_or_text_contradicts_is_refused(
     body = {"text": ECONOMY_TEXT, "labels": ["economy"], "evidence": {"economy": SENTENCE}, "model": MODEL}
     status, answer = post(store_settings, {**body, **change})
     assert status == 422 and message in answer["error"]
-    assert list(CorrectionStore(store_settings.corrections_url).all()) == []
+    assert list(CorrectionStore(store_settings.database_url).all()) == []
 
 
 def test_an_unreachable_store_is_a_503_and_the_service_stays_up(settings: Settings, tmp_path: Path) -> None:
-    unreachable = settings.model_copy(
-        update={"corrections_url": f"sqlite:///{tmp_path}/missing/dir/c.sqlite3"}
-    )
+    unreachable = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path}/missing/dir/c.sqlite3"})
     with TestClient(create_app(unreachable, predictor=FakePredictor())) as client:
         wait_until_loaded(client)
         body = {"text": ECONOMY_TEXT, "labels": [], "model": MODEL}

@@ -45,7 +45,7 @@ def page_settings(tmp_path: Path) -> Settings:
     return Settings(
         model_dir=tmp_path / "no-model",
         max_batch_articles=2,
-        corrections_url=f"sqlite:///{tmp_path / 'corrections.sqlite3'}",
+        database_url=f"sqlite:///{tmp_path / 'corrections.sqlite3'}",
     )
 
 
@@ -147,7 +147,7 @@ def test_a_correction_is_sent_and_stored(page: sync_api.Page, page_settings: Set
     page.click("#article .sentence >> nth=1")
     page.click("#send-correction")
     page.wait_for_function("document.getElementById('correction-status').textContent.length > 0")
-    [stored] = CorrectionStore(page_settings.corrections_url).all()
+    [stored] = CorrectionStore(page_settings.database_url).all()
     assert stored.labels == ("economy", "politics")
     assert stored.evidence == {"politics": "وقال المحافظ إن القرار يكبح التضخم."}
 
@@ -156,7 +156,7 @@ def test_with_keys_the_page_asks_for_one_and_refuses_a_wrong_one(
     browser: sync_api.Browser, page_settings: Settings
 ) -> None:
     settings = Settings(
-        model_dir=page_settings.model_dir, corrections_url=page_settings.corrections_url, api_keys="right-key"
+        model_dir=page_settings.model_dir, database_url=page_settings.database_url, api_keys="right-key"
     )
     with live_server(create_app(settings, predictor=FakePredictor())) as url:
         context = browser.new_context()
