@@ -50,15 +50,17 @@ $(MODEL_DIR)/onnx/encoder.int8.onnx: $(MODEL_DIR)/model.safetensors | $(STAMP)
 serve: $(STAMP) $(MODEL_DIR)/onnx/encoder.int8.onnx
 	NABA_MODEL_DIR=$(MODEL_DIR) $(BIN)/naba serve --host 0.0.0.0 --port $(PORT)
 
-# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work offline). Without
-# root or apt, the install is skipped with a note and those tests skip.
+# Debian packages some tests use: Chromium for the page's browser tests (Playwright's own browser download
+# cannot work offline) and a PostgreSQL server for the corrections store. Without root or apt the install is
+# skipped with a note, and those tests skip.
 CHROMIUM := /usr/bin/chromium
+POSTGRESQL := /usr/lib/postgresql
 
-$(CHROMIUM):
-	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-		|| echo "chromium not installed: the browser tests will skip"
+$(CHROMIUM) $(POSTGRESQL):
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium postgresql) \
+		|| echo "chromium or postgresql not installed: the tests that need them will skip"
 
-test: $(STAMP) | $(CHROMIUM)
+test: $(STAMP) | $(CHROMIUM) $(POSTGRESQL)
 	HF_HUB_OFFLINE=1 NABA_DATA_DIR=$(NABA_DATA_DIR) $(BIN)/python -m pytest
 
 # The built wheel in a clean venv outside the tree serves and predicts (tests/test_wheel.py; a minute or two).

@@ -14,6 +14,7 @@ a 422 about its JSON, and cannot make the server read and parse megabytes of it.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,6 +47,14 @@ def key_matches(presented: str, keys: Sequence[SecretStr]) -> bool:
         # No short-circuit: every key is compared whatever the outcome of the others.
         matched |= hmac.compare_digest(candidate, key.get_secret_value().encode())
     return matched
+
+
+def caller(credentials: HTTPAuthorizationCredentials | None) -> str:
+    """Who sent a request, as stored with what they send (corrections): `key:` and the first 12 hex digits of
+    the key's sha256, never the key itself; `anonymous` without one."""
+    if credentials is None:
+        return "anonymous"
+    return "key:" + hashlib.sha256(credentials.credentials.encode()).hexdigest()[:12]
 
 
 async def require_api_key(settings: SettingsDep, credentials: BearerDep) -> None:

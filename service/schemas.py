@@ -278,6 +278,9 @@ class FeedbackRequest(BaseModel):
     evidence: dict[StrictStr, StrictStr] = Field(
         default_factory=dict, description="Per label of `labels`, the article sentence that shows it."
     )
+    summary: StrictStr | None = Field(
+        None, description="A reference summary of the article, if the analyst wrote one."
+    )
     model: ModelRefOut = Field(description="The model whose result is corrected (the response's `model`).")
 
 

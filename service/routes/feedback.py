@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
+from typing import TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import PlainTextResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from naba.corrections import Correction, CorrectionStore
 from naba.models.errors import InvalidInputError
 from naba.models.preprocessing import validate_text, validate_title
+from naba.service.auth import BearerDep, caller, require_admin_key
 from naba.service.deps import EngineDep, SettingsDep
 from naba.service.errors import StoreUnavailableError, error_responses
 from naba.service.schemas import FeedbackRequest, FeedbackResponse
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
+T = TypeVar("T")
 
 
 def correction_store(request: Request, url: str) -> CorrectionStore:
@@ -25,7 +31,9 @@ def correction_store(request: Request, url: str) -> CorrectionStore:
     return store
 
 
-def checked_correction(body: FeedbackRequest, labels: list[str], max_chars: int) -> Correction:
+def checked_correction(
+    body: FeedbackRequest, labels: list[str], max_chars: int, submitted_by: str = "anonymous"
+) -> Correction:
     """The correction, if every label is the served model's and every evidence sentence is in the text.
 
     Raises:
@@ -43,6 +51,8 @@ def checked_correction(body: FeedbackRequest, labels: list[str], max_chars: int)
     for label, quote in body.evidence.items():
         if not quote.strip() or quote not in body.text:
             raise InvalidInputError(f"the evidence for {label} is not a passage of the text")
+    if body.summary is not None:
+        validate_text(body.summary, max_chars)
     return Correction(
         text=body.text,
         title=body.title,
@@ -51,6 +61,8 @@ def checked_correction(body: FeedbackRequest, labels: list[str], max_chars: int)
         evidence=body.evidence,
         model_name=body.model.name,
         model_version=body.model.version,
+        summary=body.summary,
+        submitted_by=submitted_by,
     )
 
 
@@ -58,14 +70,33 @@ def checked_correction(body: FeedbackRequest, labels: list[str], max_chars: int)
     "/feedback", status_code=201, response_model=FeedbackResponse, responses=error_responses(422, 503)
 )
 async def post_feedback(
-    body: FeedbackRequest, request: Request, engine: EngineDep, settings: SettingsDep
+    body: FeedbackRequest, request: Request, engine: EngineDep, settings: SettingsDep, credentials: BearerDep
 ) -> FeedbackResponse:
-    """Store an analyst's correction of a result, for retraining."""
-    correction = checked_correction(body, list(engine.info["labels"]), settings.max_chars)
-    try:
-        store = correction_store(request, settings.database_url)
-        stored = await asyncio.to_thread(store.add, correction)
-    except SQLAlchemyError as exc:
-        raise StoreUnavailableError(f"the corrections store cannot be written: {type(exc).__name__}") from exc
+    """Store an analyst's correction of a result, for retraining; who sent it is recorded from their key."""
+    correction = checked_correction(
+        body, list(engine.info["labels"]), settings.max_chars, caller(credentials)
+    )
+    stored = await asyncio.to_thread(_in_store, request, settings.database_url, lambda s: s.add(correction))
     assert stored.id is not None and stored.created is not None
     return FeedbackResponse(id=stored.id, created=stored.created.isoformat())
+
+
+@router.get(
+    "/feedback",
+    dependencies=[Depends(require_admin_key)],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(401, 403, 503)},
+)
+async def export_feedback(request: Request, settings: SettingsDep) -> PlainTextResponse:
+    """The corrections as training JSONL (admin): the latest correction of each article, oldest first."""
+    rows = await asyncio.to_thread(_in_store, request, settings.database_url, CorrectionStore.training_rows)
+    body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return PlainTextResponse(body, media_type="application/x-ndjson")
+
+
+def _in_store(request: Request, url: str, work: Callable[[CorrectionStore], T]) -> T:
+    """`work` on the app's store; a database that cannot be reached or read is a 503, not a 500."""
+    try:
+        return work(correction_store(request, url))
+    except SQLAlchemyError as exc:
+        raise StoreUnavailableError(f"the corrections store cannot be used: {type(exc).__name__}") from exc

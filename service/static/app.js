@@ -13,7 +13,7 @@ const STRINGS = {
     articleHint: "الجمل الملوّنة أدلة الوسوم، والمسطّرة جمل الملخص. مرّر فوق وسم أو انقر عليه لترى أدلته وحده.",
     correct: "تصحيح النتيجة",
     correctHint: "اختر الوسوم الصحيحة، ثم اختر جملة الدليل لوسم بالنقر على «اختيار الدليل» ثم على جملة في المقال.",
-    sendCorrection: "إرسال التصحيح", batchFile: "ملف JSONL أو CSV (مثل مدخلات naba predict)",
+    sendCorrection: "إرسال التصحيح", referenceSummary: "ملخص مرجعي (اختياري)", batchFile: "ملف JSONL أو CSV (مثل مدخلات naba predict)",
     batchRun: "حلّل الملف", badLines: "أسطر لم تُحلَّل", results: "النتائج", filter: "تصفية حسب الوسم",
     all: "الكل", downloadJsonl: "تنزيل JSONL", downloadCsv: "تنزيل CSV", id: "المعرّف",
     pick: "اختيار الدليل", picking: "انقر على جملة في المقال…", noEvidence: "بلا دليل",
@@ -39,7 +39,7 @@ const STRINGS = {
       "click a label to see its evidence alone.",
     correct: "Correct this result",
     correctHint: "Tick the right labels; to choose a label's evidence, click “Pick evidence”, then a sentence.",
-    sendCorrection: "Send correction", batchFile: "A JSONL or CSV file (the naba predict formats)",
+    sendCorrection: "Send correction", referenceSummary: "Reference summary (optional)", batchFile: "A JSONL or CSV file (the naba predict formats)",
     batchRun: "Analyse the file", badLines: "Lines not analysed", results: "Results", filter: "Filter by label",
     all: "all", downloadJsonl: "Download JSONL", downloadCsv: "Download CSV", id: "id",
     pick: "Pick evidence", picking: "click a sentence in the article…", noEvidence: "no evidence",
@@ -259,7 +259,9 @@ async function sendCorrection() {
   const labels = [...$("correct-labels").querySelectorAll("input:checked")].map((box) => box.value);
   const evidence = Object.fromEntries(Object.entries(state.evidence).filter(([label]) => labels.includes(label)));
   try {
-    const saved = await api("/v1/feedback", {...state.article, labels, evidence, model: state.analysis.model});
+    const summary = $("correct-summary").value.trim() || null;
+    const body = {...state.article, labels, evidence, summary, model: state.analysis.model};
+    const saved = await api("/v1/feedback", body);
     $("correction-status").textContent = t("saved", {id: saved.id});
     showMessage("");
   } catch (error) {

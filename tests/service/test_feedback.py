@@ -3,12 +3,14 @@ SQL store (`naba.corrections`), kept across restarts, and read back as training 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from naba.corrections import CorrectionStore
+from naba.corrections import CorrectionStore, StoreError
 from naba.models.records import read_records
 from naba.service.app import create_app
 from naba.settings import Settings
@@ -104,3 +106,40 @@ def test_sentences_come_back_only_when_asked(client: TestClient) -> None:
     assert plain["sentences"] is None
     assert asked["sentences"][1] == SENTENCE
     assert all(asked["sentences"][i] in asked["summary"] for i in asked["summary_indices"])
+
+
+def test_the_latest_correction_of_an_article_is_exported_with_who_sent_it(tmp_path: Path) -> None:
+    settings = Settings(model_dir=tmp_path / "none", database_url=f"sqlite:///{tmp_path / 'c.sqlite3'}",
+                        api_keys="analyst-key", admin_keys="admin-key")  # fmt: skip
+    analyst, admin = {"Authorization": "Bearer analyst-key"}, {"Authorization": "Bearer admin-key"}
+    first = {"text": ECONOMY_TEXT, "id": "a1", "labels": ["economy"], "model": MODEL}
+    second = {**first, "labels": ["economy", "politics"], "evidence": {"politics": SENTENCE},
+              "summary": "رفع البنك المركزي سعر الفائدة."}  # fmt: skip
+    other = {"text": "عقد البرلمان جلسة طارئة.", "labels": ["politics"], "model": MODEL}
+    with TestClient(create_app(settings, predictor=FakePredictor())) as client:
+        wait_until_loaded(client)
+        for body in (first, other, second):
+            assert client.post("/v1/feedback", json=body, headers=analyst).status_code == 201
+        assert client.get("/v1/feedback", headers=analyst).status_code == 403  # export is for admins
+        export = client.get("/v1/feedback", headers=admin)
+    assert export.status_code == 200 and export.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in export.text.splitlines()]
+    assert rows == [
+        {"id": "correction-2", "text": other["text"], "labels": ["politics"]},
+        {"id": "a1", "text": ECONOMY_TEXT, "labels": ["economy", "politics"], "evidence": {"politics": SENTENCE},
+         "summary": second["summary"]},
+    ]  # fmt: skip
+    stored = list(CorrectionStore(settings.database_url).all())
+    assert len(stored) == 3 and {c.submitted_by for c in stored} == {
+        "key:" + hashlib.sha256(b"analyst-key").hexdigest()[:12]
+    }
+
+
+def test_a_database_from_a_newer_naba_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite3'}"
+    store = CorrectionStore(url)
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE naba_schema SET version = 99")
+    store.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        CorrectionStore(url)

@@ -145,11 +145,13 @@ def test_a_correction_is_sent_and_stored(page: sync_api.Page, page_settings: Set
     page.check("#correct-labels input[value='politics']")
     page.click("#correct-labels li:has(input[value='politics']) .pick")
     page.click("#article .sentence >> nth=1")
+    page.fill("#correct-summary", "رفع البنك المركزي سعر الفائدة.")
     page.click("#send-correction")
     page.wait_for_function("document.getElementById('correction-status').textContent.length > 0")
     [stored] = CorrectionStore(page_settings.database_url).all()
     assert stored.labels == ("economy", "politics")
     assert stored.evidence == {"politics": "وقال المحافظ إن القرار يكبح التضخم."}
+    assert stored.summary == "رفع البنك المركزي سعر الفائدة."
 
 
 def test_with_keys_the_page_asks_for_one_and_refuses_a_wrong_one(
