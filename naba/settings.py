@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NABA_", env_ignore_empty=True, extra="ignore")
 
     model_dir: Path = Field(DEFAULT_MODEL_DIR, description="Model artifact directory to serve.")
+    watch_model_s: float | None = Field(
+        None,
+        gt=0,
+        description="Every this many seconds, check where model_dir points and reload when it moved (a model "
+        "registry's `current` pointer); unset, only POST /v1/admin/reload reloads.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the model runs.")
     backend: Literal["auto", "torch", "onnx"] = Field(
         "auto",

@@ -25,7 +25,7 @@ from naba.service.auth import AuthenticateFirst
 from naba.service.engine import BatchingConfig, InferenceEngine
 from naba.service.errors import register_error_handlers
 from naba.service.metrics import RequestMetricsMiddleware
-from naba.service.reload import load_checked
+from naba.service.reload import load_checked, watch_model_dir
 from naba.service.route_table import RouteTable
 from naba.service.routes import api_router, page
 from naba.settings import Settings, get_settings
@@ -85,12 +85,17 @@ def create_app(settings: Settings | None = None, predictor: Predictor | None = N
         app.state.engine = None
         app.state.load_failed = False
         app.state.corrections = None  # opened by the first POST /v1/feedback
+        app.state.reload_lock = asyncio.Lock()  # one reload at a time: the admin endpoint's and the watcher's
         app.state.loader = asyncio.create_task(load_engine(app, settings, predictor))
+        tasks = [app.state.loader]
+        if settings.watch_model_s is not None:
+            tasks.append(asyncio.create_task(watch_model_dir(app.state, settings, settings.watch_model_s)))
         try:
             yield
         finally:
-            app.state.loader.cancel()
-            await asyncio.gather(app.state.loader, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if app.state.engine is not None:
                 app.state.engine.close()
                 app.state.engine = None

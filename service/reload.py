@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,3 +154,26 @@ async def reload_model(state: Any, path: Path, settings: Settings) -> ReloadResu
 
 def _failure(path: Path, reason: str, serving: str) -> str:
     return f"cannot reload from {path}: {reason}; still serving {serving}"
+
+
+async def watch_model_dir(state: Any, settings: Settings, interval_s: float) -> None:
+    """Reload whenever `settings.model_dir` comes to resolve to another directory: a registry's `current`
+    pointer moved (`naba models promote`, `naba retrain`). It polls, as a symlink swapped by rename raises no
+    event that every file system reports. A target that fails its checks is logged and not tried again; the
+    old model keeps serving. Runs until cancelled; reloads hold the same lock as the admin endpoint.
+    """
+    served = os.path.realpath(settings.model_dir)
+    while True:
+        await asyncio.sleep(interval_s)
+        target = os.path.realpath(settings.model_dir)
+        if target == served or (state.engine is None and not state.load_failed):
+            continue
+        async with state.reload_lock:
+            try:
+                result = await reload_model(state, Path(target), settings)
+                logger.info(
+                    "%s now points at %s: serving %s", settings.model_dir, target, result.model.version
+                )
+            except (ReloadFailedError, ModelNotReadyError) as exc:
+                logger.warning("not serving %s: %s", target, exc.message)
+        served = target

@@ -23,12 +23,8 @@ router = APIRouter(
 
 
 async def get_reload_lock(request: Request) -> asyncio.Lock:
-    """The app's one reload lock, made on first use: `async def` runs it on the event loop, never in the thread
-    pool, so two requests cannot both make one."""
-    lock: asyncio.Lock | None = getattr(request.app.state, "reload_lock", None)
-    if lock is None:
-        lock = request.app.state.reload_lock = asyncio.Lock()
-    return lock
+    """The app's one reload lock (made by the lifespan), which the model-directory watcher holds too."""
+    return request.app.state.reload_lock
 
 
 ReloadLockDep = Annotated[asyncio.Lock, Depends(get_reload_lock)]
