@@ -50,6 +50,7 @@ import torch
 from scipy import sparse
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from naba.cli.train import TRAIN
 from naba.models.lexical import featurize, lexical_text, make_vectorizers, rule_columns
 from naba.models.predictor import Predictor, calibrated_probabilities
 from naba.models.preprocessing import FOLD_ALL, normalize, split_sentences
@@ -62,8 +63,7 @@ from naba.training.evaluate import compute_metrics, evaluate, evidence_metrics, 
 from naba.training.lexical import fit_logistic
 from naba.training.metrics import classification_report, expected_calibration_error, tune_thresholds
 from naba.training.rouge import rouge
-from naba.training.train import drop_dev_overlap
-from naba.training.train import main as naba_train
+from naba.training.train import drop_dev_overlap, train_model
 from naba.training.tuning import truth_matrix, tune_on_dev
 
 LABELS = ["attack", "coordination_centre", "joint_operation"]
@@ -171,6 +171,11 @@ def oracle_1(records: list[Record]) -> dict[str, float]:
 FINE_TUNE_ARGS = ["--max-length", "256", "--window-overlap", "64", "--max-train-windows", "2",
                   "--learning_rate", "5e-4", "--per_device_train_batch_size", "16",
                   "--disable_tqdm", "true"]  # fmt: skip
+
+
+def naba_train(argv: list[str]) -> Path:
+    """`naba train` with these arguments, in this process (parsed as the command parses them): the artifact."""
+    return train_model(*TRAIN.parse(argv))
 
 
 def random_twin(encoder: str, output: Path, seed: int = 0) -> Path:

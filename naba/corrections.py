@@ -32,8 +32,10 @@ from sqlalchemy import (
     String,
     Text,
     create_engine,
+    delete,
     event,
     func,
+    insert,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -203,8 +205,8 @@ def migrate(engine: Engine) -> int:
         for step in MIGRATIONS[version:]:
             step(connection)
         if version < len(MIGRATIONS):
-            connection.execute(SchemaVersion.__table__.delete())
-            connection.execute(SchemaVersion.__table__.insert().values(version=len(MIGRATIONS)))
+            connection.execute(delete(SchemaVersion))
+            connection.execute(insert(SchemaVersion).values(version=len(MIGRATIONS)))
     return len(MIGRATIONS)
 
 

@@ -80,34 +80,46 @@ TRAIN_ARGS = ["--max-length", "64", "--window-overlap", "16", "--num_train_epoch
               "--disable_tqdm", "true", "--version", "test-1"]  # fmt: skip
 
 
+def naba_train(argv: list[str]) -> Path:
+    """`naba train` with these arguments, in this process: parsed as the command parses them, then the library
+    (`naba.training.train.train_model`); returns the artifact and lets errors propagate, where the command
+    would turn them into exit codes."""
+    from naba.cli.train import TRAIN
+    from naba.training.train import train_model
+
+    return train_model(*TRAIN.parse(argv))
+
+
+def naba_pretrain(argv: list[str]) -> Path:
+    """`naba pretrain` with these arguments, in this process, as `naba_train`: returns the encoder."""
+    from naba.cli.pretrain import PRETRAIN
+    from naba.training.pretrain import pretrain_encoder
+
+    return pretrain_encoder(*PRETRAIN.parse(argv))
+
+
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """A tiny fine-tuned artifact, trained once per session."""
-    from naba.training.train import main
-
     output = tmp_path_factory.mktemp("models") / "tiny"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
-    return main([*args, "--output", str(output), *TRAIN_ARGS])
+    return naba_train([*args, "--output", str(output), *TRAIN_ARGS])
 
 
 @pytest.fixture(scope="session")
 def rules_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """The same tiny artifact trained with `--rule-features`: it also reads the guide's labelling functions."""
-    from naba.training.train import main
-
     output = tmp_path_factory.mktemp("models") / "tiny-rules"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
-    return main([*args, "--output", str(output), *TRAIN_ARGS, "--rule-features"])
+    return naba_train([*args, "--output", str(output), *TRAIN_ARGS, "--rule-features"])
 
 
 @pytest.fixture(scope="session")
 def lexical_model_dir(tmp_path_factory: pytest.TempPathFactory, encoder_dir: Path, train_file: Path) -> Path:
     """The same tiny artifact trained with `--lexical`: TF-IDF n-gram logits add to the network's."""
-    from naba.training.train import main
-
     output = tmp_path_factory.mktemp("models") / "tiny-lexical"
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
-    return main([*args, "--output", str(output), *TRAIN_ARGS, "--lexical"])
+    return naba_train([*args, "--output", str(output), *TRAIN_ARGS, "--lexical"])
 
 
 @pytest.fixture(scope="session")

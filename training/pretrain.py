@@ -2,7 +2,8 @@
 
 From scratch it trains a WordPiece vocabulary (`tokenizers`) and a randomly initialised BERT; with
 `--init-from NAME_OR_PATH` it continues pretraining an existing encoder (domain adaptation to a user's archive)
-with that encoder's own vocabulary. Reads like HF's `run_mlm.py`: parse → seed → corpus (`datasets`) →
+with that encoder's own vocabulary. `pretrain_encoder` reads like HF's `run_mlm.py`, its arguments
+(`PretrainArguments`, `TrainingArguments`) parsed by `naba.cli.pretrain`: seed → corpus (`datasets`) →
 held-out split → tokenizer → tokenise and pack into blocks (`datasets.map`) → `Trainer` with
 `DataCollatorForLanguageModeling` → held-out MLM loss and masked-token accuracy → encoder directory. A BERT
 scores the vocabulary at masked positions only (`naba.training.masked_lm`): 2.6x less time per step on CPU.
@@ -20,7 +21,6 @@ import json
 import logging
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +35,6 @@ from transformers import (
     AutoTokenizer,
     DataCollatorForLanguageModeling,
     EvalPrediction,
-    HfArgumentParser,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -57,13 +56,14 @@ logger = logging.getLogger(__name__)
 
 METRICS_FILE = "pretrain_metrics.json"
 TOKENIZER_DIR = "tokenizer"  # inside the checkpoint directory: the vocabulary a resumed run must reuse
-# Trainer settings that differ from transformers' defaults; any of them can still be given on the command line.
-TRAINER_DEFAULTS = [
-    "--report_to", "none", "--logging_steps", "50", "--save_strategy", "steps", "--save_steps", "500",
-    "--save_total_limit", "2", "--eval_strategy", "steps", "--eval_steps", "500",
-    "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "64", "--learning_rate", "5e-4",
-    "--warmup_steps", "0.06", "--weight_decay", "0.01", "--num_train_epochs", "1", "--disable_tqdm", "false",
-]  # fmt: skip
+# Trainer settings that differ from transformers' defaults: `naba pretrain`'s defaults, each of which can still be
+# given on its command line (`naba.cli.pretrain`).
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "report_to": "none", "logging_steps": 50, "save_strategy": "steps", "save_steps": 500,
+    "save_total_limit": 2, "eval_strategy": "steps", "eval_steps": 500,
+    "per_device_train_batch_size": 32, "per_device_eval_batch_size": 64, "learning_rate": 5e-4,
+    "warmup_steps": 0.06, "weight_decay": 0.01, "num_train_epochs": 1.0, "disable_tqdm": False,
+}  # fmt: skip
 
 
 @dataclass
@@ -115,15 +115,6 @@ class PretrainArguments:
         return EncoderSize.bert_shaped(
             self.vocab_size, self.hidden_size, self.num_layers, self.num_heads, self.max_position_embeddings
         )
-
-
-def parse_args(argv: list[str]) -> tuple[PretrainArguments, TrainingArguments]:
-    # The stub asks for `DataClassType` (a NewType over Any) and so refuses a plain tuple of dataclasses.
-    arg_types = (PretrainArguments, TrainingArguments)
-    parser = HfArgumentParser(arg_types, prog="naba pretrain")  # type: ignore[arg-type]
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])  # type: ignore[return-value]
-    return parser.parse_args_into_dataclasses([*TRAINER_DEFAULTS, *argv])  # type: ignore[return-value]
 
 
 def load_corpus(files: list[str], text_field: str, cache_dir: Path) -> datasets.Dataset:
@@ -240,8 +231,14 @@ def build_model(
     return MaskedPositionsBertForMaskedLM(bert_config(tokenizer, args.size)), tokenizer
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
+def pretrain_encoder(args: PretrainArguments, training_args: TrainingArguments) -> Path:
+    """Pretrain (or, with `--resume`, go on pretraining) an encoder and write it to `args.output`: `naba
+    pretrain`. Returns the encoder's directory.
+
+    Raises:
+        ArtifactError: the output exists, or checkpoints of an earlier run do and `resume` is not set.
+        DataError: a corpus file is missing or has no text field, or holds too little text.
+    """
     output = Path(args.output).resolve()
     if output.exists():
         raise ArtifactError(

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from naba.models.predictor import Predictor
 from naba.models.preprocessing import sentence_spans
 from naba.models.records import Record
 from naba.training.weak import (
@@ -24,6 +24,9 @@ from naba.training.weak import (
     Decide,
     Decision,
 )
+
+if TYPE_CHECKING:
+    from naba.models.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 

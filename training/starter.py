@@ -8,7 +8,6 @@ end to end on a fresh, offline machine.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 from importlib.resources import files
@@ -16,8 +15,8 @@ from pathlib import Path
 
 from naba.models.errors import DataError
 from naba.models.records import read_records
-from naba.training import train
 from naba.training.encoder import EncoderSize, build_encoder
+from naba.training.train import DataArguments, ModelArguments, train_model, training_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -52,31 +51,35 @@ def find_data(data_dir: Path, seeds: Path = SEEDS) -> tuple[list[str], list[str]
     return [str(seeds)], [], "the five seed articles"
 
 
-def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(prog="naba build-starter", description=__doc__)
-    parser.add_argument("--output", required=True, help="Artifact directory to create.")
-    parser.add_argument("--data-dir", default=None, help="Shared data directory (default: NABA_DATA_DIR).")
-    parser.add_argument("--seeds", type=Path, default=SEEDS, help="Fallback data: the seed articles.")
-    parser.add_argument("--epochs", type=float, default=4.0)
-    parser.add_argument("--max-summary-articles", type=int, default=1500)
-    args = parser.parse_args(argv)
+def build_starter(
+    output: str | Path,
+    data_dir: Path,
+    *,
+    seeds: Path = SEEDS,
+    epochs: float = 4.0,
+    max_summary_articles: int = 1500,
+) -> Path:
+    """`naba build-starter`: a small encoder built from the training texts (`find_data`), fine-tuned into the
+    artifact `output` as `naba train` does. Returns the artifact's directory.
 
-    from naba.settings import get_settings
-
-    data_dir = Path(args.data_dir) if args.data_dir else get_settings().data_dir
-    train_files, dev_files, what = find_data(data_dir, args.seeds)
+    Raises:
+        DataError: the training files hold no text.
+    """
+    train_files, dev_files, what = find_data(data_dir, seeds)
     texts = [r.text for r in read_records(train_files)]
     if not texts:
         raise DataError("no training text found", path=", ".join(train_files))
     with tempfile.TemporaryDirectory() as tmp:
         encoder_dir = build_encoder(texts, Path(tmp) / "encoder", STARTER_SIZE)
-        train_args = [
-            "--train", *train_files, "--output", args.output, "--base-model", str(encoder_dir),
-            "--name", "naba-starter", "--description", DESCRIPTION.format(what=what),
-            "--max-length", "256", "--window-overlap", "64", "--max-train-windows", "2",
-            "--num_train_epochs", str(args.epochs), "--learning_rate", "1e-3", "--per_device_train_batch_size", "16",
-            "--max-train-samples", str(args.max_summary_articles + 400),
-        ]  # fmt: skip
-        if dev_files:
-            train_args += ["--dev", *dev_files]
-        return train.main(train_args)
+        model_args = ModelArguments(
+            base_model=str(encoder_dir), name="naba-starter", description=DESCRIPTION.format(what=what),
+            max_length=256, window_overlap=64, max_train_windows=2,
+        )  # fmt: skip
+        data_args = DataArguments(
+            train=train_files, output=str(output), dev=dev_files or None,
+            max_train_samples=max_summary_articles + 400,
+        )  # fmt: skip
+        training_args = training_arguments(
+            num_train_epochs=epochs, learning_rate=1e-3, per_device_train_batch_size=16
+        )
+        return train_model(model_args, data_args, training_args)

@@ -10,8 +10,8 @@ fits it on an existing artifact, writing a new one.
 
 from __future__ import annotations
 
-import argparse
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -95,40 +95,38 @@ def fit_summary_head(
     return loss_sum / len(cached)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """`naba fit-summary`: a copy of an artifact whose summary head is fitted on summary pairs."""
-    parser = argparse.ArgumentParser(
-        prog="naba fit-summary",
-        description="Fit an artifact's summary head on article/summary pairs with everything else frozen: tags, "
-        "evidence, calibration and thresholds stay exactly as they are. Writes a new artifact.",
-    )
-    parser.add_argument("--model", type=Path, required=True, help="The artifact to start from (not changed).")
-    parser.add_argument("--train", nargs="+", required=True, help="Files of articles with a 'summary'.")
-    parser.add_argument("--output", type=Path, required=True, help="The new artifact; must not exist.")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--version", default=None, help="The new artifact's version (default: the old one).")
-    parser.add_argument(
-        "--weights-dtype", choices=["float32", "float16"], default="float32", help="Weights on disk."
-    )
-    args = parser.parse_args(argv)
-    if args.output.exists():
-        raise ArtifactError(
-            f"{args.output} already exists; fit-summary writes a new artifact, never over one"
-        )
-    model, tokenizer, config = load_artifact(args.model)
-    lexical = LexicalHead.load(args.model, config.labels) if config.lexical_weights else None
-    records = read_records(args.train, known_labels=config.labels)
+def fit_summary(
+    model_dir: Path,
+    train: Sequence[str],
+    output: Path,
+    *,
+    epochs: int = 10,
+    learning_rate: float = 1e-3,
+    version: str | None = None,
+    weights_dtype: str = "float32",
+) -> Path:
+    """`naba fit-summary`: a copy of the artifact `model_dir` at `output` (new) whose summary head is fitted on
+    the summary pairs of `train` (`fit_summary_head`), with `version` (default: the old one). Returns `output`.
+
+    Raises:
+        ArtifactError: `output` exists.
+        DataError: no record of `train` has a summary.
+    """
+    if output.exists():
+        raise ArtifactError(f"{output} already exists; fit-summary writes a new artifact, never over one")
+    model, tokenizer, config = load_artifact(model_dir)
+    lexical = LexicalHead.load(model_dir, config.labels) if config.lexical_weights else None
+    records = read_records(train, known_labels=config.labels)
     loss = fit_summary_head(
         model, tokenizer, records, config.labels, config.preprocessing, config.window,
-        epochs=args.epochs, learning_rate=args.learning_rate,
+        epochs=epochs, learning_rate=learning_rate,
     )  # fmt: skip
-    config = replace(config, version=args.version or config.version)
+    config = replace(config, version=version or config.version)
     config.training = {
         **config.training,
         "summary_head": {
-            "fitted_on": list(args.train), "articles": sum(bool(r.summary) for r in records), "epochs": args.epochs,
-            "learning_rate": args.learning_rate, "loss": round(loss, 4), "frozen": "encoder and tag heads",
+            "fitted_on": list(train), "articles": sum(bool(r.summary) for r in records), "epochs": epochs,
+            "learning_rate": learning_rate, "loss": round(loss, 4), "frozen": "encoder and tag heads",
         },
     }  # fmt: skip
-    return save_artifact(model, tokenizer, config, args.output, args.weights_dtype, lexical)
+    return save_artifact(model, tokenizer, config, output, weights_dtype, lexical)

@@ -1,6 +1,7 @@
 """`naba train`: fine-tune an encoder into a Naba artifact that tags, points at evidence and summarises.
 
-Reads top to bottom like HF's `run_classification.py`: parse → logging → seed → data → label set → model →
+`train_model` reads top to bottom like HF's `run_classification.py`, its arguments (`ModelArguments`,
+`DataArguments`, `TrainingArguments`) parsed by `naba.cli.train`: seed → data → label set → model →
 `datasets.map` → `Trainer` → calibration and thresholds tuned on dev → evaluation → artifact. Records with
 `labels` train the tagging head, records with a `summary` train the summary head on oracle sentences; a file
 may hold either or both. Training articles that are also dev articles are dropped. With `--init-from` it
@@ -11,7 +12,6 @@ continues from an existing artifact: the label set may grow, and shrinks only wi
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
-from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import AutoModel, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
 from naba.models.artifacts import NabaConfig, load_artifact, save_artifact, work_directory
 from naba.models.encoding import WindowConfig
@@ -41,12 +41,13 @@ from naba.training.weak import LabelModel
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_MODEL = "aubmindlab/bert-base-arabertv02"
-# Trainer settings that differ from transformers' defaults; any of them can still be given on the command line.
-TRAINER_DEFAULTS = [
-    "--report_to", "none", "--save_strategy", "no", "--logging_steps", "20", "--num_train_epochs", "3",
-    "--per_device_train_batch_size", "8", "--learning_rate", "5e-5", "--warmup_steps", "0.1",
-    "--remove_unused_columns", "false", "--disable_tqdm", "false",
-]  # fmt: skip
+# Trainer settings that differ from transformers' defaults: `naba train`'s defaults, each of which can still be
+# given on its command line (`naba.cli.train`), and `training_arguments`'.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "report_to": "none", "save_strategy": "no", "logging_steps": 20, "num_train_epochs": 3.0,
+    "per_device_train_batch_size": 8, "learning_rate": 5e-5, "warmup_steps": 0.1,
+    "remove_unused_columns": False, "disable_tqdm": False,
+}  # fmt: skip
 
 
 @dataclass
@@ -154,13 +155,10 @@ class DataArguments:
             raise ValueError(f"--cv takes 0 (tune on dev) or a number of folds of at least 2, got {self.cv}")
 
 
-def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    # The stub asks for `DataClassType` (a NewType over Any) and so refuses a plain tuple of dataclasses.
-    arg_types = (ModelArguments, DataArguments, TrainingArguments)
-    parser = HfArgumentParser(arg_types, prog="naba train")  # type: ignore[arg-type]
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])  # type: ignore[return-value]
-    return parser.parse_args_into_dataclasses([*TRAINER_DEFAULTS, *argv])  # type: ignore[return-value]
+def training_arguments(**overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` with `TRAINER_DEFAULTS` and `overrides`: what `naba train` parses when given only the
+    `overrides`."""
+    return TrainingArguments(**{**TRAINER_DEFAULTS, **overrides})
 
 
 def check_output(data_args: DataArguments, model_args: ModelArguments) -> Path:
@@ -414,8 +412,17 @@ def cross_validate(
     return OutOfFold(labelled, [s for s in scores if s is not None], folds)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
+def train_model(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> Path:
+    """Train (with `data_args.cv`, cross-validate first), tune, evaluate and save a new artifact: `naba train`.
+    Returns the artifact's directory.
+
+    Raises:
+        ArtifactError: the output exists or is the `--init-from` artifact (before anything is read), or the
+            data has no labels.
+        DataError: a bad record, with its file and line, before any training.
+    """
     output = check_output(data_args, model_args)
     logger.info("model arguments %s", model_args)
     logger.info("data arguments %s", data_args)

@@ -33,7 +33,6 @@ coverage, precision, recall and F1 per label, on the articles it decides and ove
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
@@ -49,7 +48,7 @@ from scipy.special import expit
 from tqdm import tqdm
 
 from naba.models.errors import DataError
-from naba.models.records import Record, iter_rows, read_records
+from naba.models.records import Record, iter_rows
 from naba.models.rules import (  # F401: re-exported, the labelling functions lived here before `naba.models.rules`
     AT,  # noqa: F401
     CC,  # noqa: F401
@@ -509,100 +508,3 @@ def format_evaluation(metrics: dict[str, Any]) -> str:
         + (f"{hit:.3f} of {metrics['evidence_pairs']} true positives" if hit is not None else "n/a"),
     ]
     return "\n".join(lines)
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> WeakLabelReport | dict[str, Any]:
-    parser = argparse.ArgumentParser(
-        prog="naba weak-label", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--corpus", nargs="+", default=[], help="Unlabelled articles: .jsonl(.gz)/.csv(.gz).")
-    parser.add_argument("--output", type=Path, default=None, help="Weakly labelled articles (JSONL).")
-    parser.add_argument(
-        "--train",
-        type=Path,
-        default=None,
-        help="Labelled articles to fit the functions' accuracies on "
-        "(default: <NABA_DATA_DIR>/labelled/train.jsonl when present, else the hand-set priors).",
-    )
-    parser.add_argument(
-        "--holdout",
-        type=Path,
-        nargs="*",
-        default=None,
-        help="Labelled files whose articles are never emitted, besides --train and --evaluate "
-        "(default: <NABA_DATA_DIR>/labelled/dev.jsonl when present).",
-    )
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        default=DEFAULT_MIN_CONFIDENCE,
-        help="Decide a label when the model is at least this sure, in [0.5, 1); else abstain.",
-    )
-    parser.add_argument("--max-articles", type=int, default=None, help="Stop after reading N articles.")
-    parser.add_argument(
-        "--exclude-corpus",
-        nargs="+",
-        default=[],
-        choices=sorted(CORPUS_ID_PREFIXES),
-        help="Skip these corpora's articles (told by id prefix, e.g. SaudiNewsNet ids start with SNN-).",
-    )
-    parser.add_argument(
-        "--evaluate", type=Path, default=None, help="Labelled file (dev) to measure the labeller on."
-    )
-    parser.add_argument("--metrics", type=Path, default=None, help="Write --evaluate's metrics here (JSON).")
-    parser.add_argument("--no-progress", action="store_true", help="Hide the progress bar.")
-    args = parser.parse_args(argv)
-    if bool(args.corpus) != bool(args.output):
-        parser.error("--corpus and --output go together")
-    if not args.corpus and not args.evaluate:
-        parser.error("nothing to do: give --corpus and --output, or --evaluate, or both")
-    if not 0.5 <= args.min_confidence < 1.0:
-        parser.error(f"--min-confidence must be in [0.5, 1), got {args.min_confidence}")
-    if args.max_articles is not None and args.max_articles < 1:
-        parser.error("--max-articles must be at least 1")
-
-    from naba.settings import get_settings
-
-    labelled_dir = get_settings().data_dir / "labelled"
-    train_file = args.train or _if_file(labelled_dir / "train.jsonl")
-    holdout = (
-        args.holdout if args.holdout is not None else [p for p in [labelled_dir / "dev.jsonl"] if p.is_file()]
-    )
-    if train_file is not None:
-        train = read_records([train_file], known_labels=LABELS)
-        model = LabelModel.fit(train, args.min_confidence)
-        logger.info("fitted the functions' accuracies on %d articles of %s", len(train), train_file)
-    else:
-        train = []
-        model = LabelModel.from_priors(args.min_confidence)
-        logger.warning("no labelled training file: the functions keep their hand-set prior accuracies")
-
-    result: WeakLabelReport | dict[str, Any] = {}
-    dev: list[Record] = []
-    if args.evaluate:
-        dev = read_records([args.evaluate], known_labels=LABELS)
-        result = evaluate(model, dev)
-        if args.metrics:
-            args.metrics.parent.mkdir(parents=True, exist_ok=True)
-            args.metrics.write_text(json.dumps(result, ensure_ascii=False, indent=2), "utf-8")
-        print(format_evaluation(result))  # noqa: T201 - the tables are this option's output
-    if args.corpus:
-        held = [*train, *dev, *(read_records(holdout) if holdout else [])]
-        result = weak_label(
-            args.corpus,
-            args.output,
-            model,
-            exclude_corpora=args.exclude_corpus,
-            exclude_texts=held,
-            max_articles=args.max_articles,
-            progress=not args.no_progress,
-        )
-        logger.info("%s; wrote %s", result, args.output)
-    return result
-
-
-def _if_file(path: Path) -> Path | None:
-    return path if path.is_file() else None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
 from naba.corrections import Correction, CorrectionStore
@@ -84,14 +84,17 @@ async def post_feedback(
 @router.get(
     "/feedback",
     dependencies=[Depends(require_admin_key)],
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}, **error_responses(401, 403, 503)},
+    response_class=Response,
+    responses={
+        200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}, "description": "Rows."},
+        **error_responses(401, 403, 503),
+    },
 )
-async def export_feedback(request: Request, settings: SettingsDep) -> PlainTextResponse:
+async def export_feedback(request: Request, settings: SettingsDep) -> Response:
     """The corrections as training JSONL (admin): the latest correction of each article, oldest first."""
     rows = await asyncio.to_thread(_in_store, request, settings.database_url, CorrectionStore.training_rows)
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return PlainTextResponse(body, media_type="application/x-ndjson")
+    return Response(body, media_type="application/x-ndjson")
 
 
 def _in_store(request: Request, url: str, work: Callable[[CorrectionStore], T]) -> T:

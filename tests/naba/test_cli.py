@@ -154,7 +154,7 @@ def test_predict_wires_errors_batch_size_and_max_chars(
     """NABA_BATCH_SIZE is the default batch size, NABA_MAX_CHARS the length limit, --errors the errors file;
     the exit code says whether every line has its result."""
     import naba.batch
-    import naba.cli
+    import naba.cli.predict
     from naba.settings import get_settings
 
     class Loaded:
@@ -168,7 +168,7 @@ def test_predict_wires_errors_batch_size_and_max_chars(
         return BatchReport(output_path, tmp_path / "e.jsonl", total_lines=2, written=2, errors=errors.pop(0))
 
     monkeypatch.setattr(naba.batch, "run_batch", spy)
-    monkeypatch.setattr(naba.cli, "load_predictor", lambda args: Loaded())
+    monkeypatch.setattr(naba.cli.predict, "load_predictor", lambda args: Loaded())
     monkeypatch.setenv("NABA_BATCH_SIZE", "7")
     monkeypatch.setenv("NABA_MAX_CHARS", "1234")
     get_settings.cache_clear()  # settings are read once per process; read them again, and after the test

@@ -22,8 +22,7 @@ from pathlib import Path
 
 from naba.models.predictor import Predictor
 from naba.models.results import Article
-from naba.training.train import main as train_main
-from tests.conftest import NEGATIVES, REPO, TRAIN_ARGS, seed_records, write_jsonl
+from tests.conftest import NEGATIVES, REPO, TRAIN_ARGS, naba_train, seed_records, write_jsonl
 
 N_ARTICLES = 80
 POLL_S = 0.005
@@ -156,8 +155,8 @@ def test_train_killed_mid_training_leaves_no_output_and_reruns(
     leftovers = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".model."))
     assert leftovers, "the kill landed before the work directory existed"
 
-    # The rerun (in-process: the same `main` that `naba train` calls) writes a complete, loadable artifact.
-    assert train_main([*base, *with_epochs(1)]) == output
+    # The rerun (in-process: the parsing and library `naba train` runs) writes a complete, loadable artifact.
+    assert naba_train([*base, *with_epochs(1)]) == output
     predictor = Predictor.from_dir(output, device="cpu")
     [analysis] = predictor.analyze([Article(text=seed_records()[0]["text"])])
     assert set(analysis.scores) == set(predictor.labels)

@@ -36,6 +36,8 @@ ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "NABA_API_KEYS": ("k1,k2", ["k1", "k2"]),
     "NABA_ADMIN_KEYS": ("a1", ["a1"]),
     "NABA_DATA_DIR": ("/srv/naba/data", Path("/srv/naba/data")),
+    "NABA_DATABASE_URL": ("postgresql+psycopg://naba@db/naba", "postgresql+psycopg://naba@db/naba"),
+    "NABA_WATCH_MODEL_S": ("2.5", 2.5),
 }
 
 

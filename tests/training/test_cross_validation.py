@@ -16,8 +16,7 @@ from naba.training import train as train_module
 from naba.training.calibration import fit_calibration
 from naba.training.cross_validation import cross_validated_metrics, fold_indices, rarest_label_key
 from naba.training.metrics import tune_thresholds
-from naba.training.train import main
-from tests.conftest import TRAIN_ARGS
+from tests.conftest import TRAIN_ARGS, naba_train
 
 
 def _records(n_rare: int = 6, n_common: int = 20, n_none: int = 14) -> list[Record]:
@@ -83,7 +82,7 @@ def test_cv_training_never_scores_an_article_it_trained_on_and_tunes_on_those_sc
         "--cv",
         "2",
     ]
-    main([*args, *TRAIN_ARGS])
+    naba_train([*args, *TRAIN_ARGS])
 
     records = read_records([str(train_file)])
     labelled = [r.id for r in records if r.labels is not None]
@@ -114,4 +113,4 @@ def test_cv_training_never_scores_an_article_it_trained_on_and_tunes_on_those_sc
 
 def test_cv_takes_two_folds_or_more(tmp_path: Path, train_file: Path) -> None:
     with pytest.raises(ValueError, match="--cv takes 0"):
-        main(["--train", str(train_file), "--output", str(tmp_path / "x"), "--cv", "1"])
+        naba_train(["--train", str(train_file), "--output", str(tmp_path / "x"), "--cv", "1"])

@@ -10,8 +10,7 @@ from transformers import AutoModel, AutoTokenizer
 from naba.models.predictor import Predictor
 from naba.models.results import Article
 from naba.training.encoder import EncoderSize, build_encoder
-from naba.training.train import main as train
-from tests.conftest import NEGATIVES, TRAIN_ARGS, seed_records
+from tests.conftest import NEGATIVES, TRAIN_ARGS, naba_train, seed_records
 
 TEXTS = [r["text"] for r in seed_records()] + NEGATIVES
 TINY = EncoderSize(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
@@ -33,7 +32,7 @@ def test_tokenizer_has_the_vocabulary_and_special_tokens_asked_for(kind: str, tm
 def test_sentencepiece_encoder_fine_tunes_and_serves(train_file: Path, tmp_path: Path) -> None:
     encoder = build_encoder(TEXTS, tmp_path / "enc", TINY, tokenizer_kind="sentencepiece")
     args = ["--train", str(train_file), "--base-model", str(encoder), "--output", str(tmp_path / "model")]
-    out = train([*args, *TRAIN_ARGS[:4], "--max_steps", "2"])
+    out = naba_train([*args, *TRAIN_ARGS[:4], "--max_steps", "2"])
     long = Article(" ".join(f"الجملة رقم {i} عن العمليات المشتركة." for i in range(40)))
     analysis = Predictor.from_dir(out, device="cpu").analyze([long])[0]
     assert len(analysis.sentences) == 40 and set(analysis.scores) == {

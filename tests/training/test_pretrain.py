@@ -15,7 +15,7 @@ from naba.models.errors import ArtifactError, DataError
 from naba.models.preprocessing import PreprocessConfig
 from naba.training import pretrain
 from naba.training.pretrain import METRICS_FILE, PretrainArguments, masked_accuracy, pack, split_corpus
-from tests.conftest import NEGATIVES, seed_records, write_jsonl
+from tests.conftest import NEGATIVES, naba_pretrain, seed_records, write_jsonl
 
 TINY = ["--vocab-size", "200", "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2",
         "--max-position-embeddings", "64", "--block-size", "32", "--heldout-fraction", "0.2",
@@ -33,7 +33,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def encoder(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     output = tmp_path_factory.mktemp("pretrained") / "enc"
-    return pretrain.main(["--corpus", str(corpus), "--output", str(output), "--max_steps", "4", *TINY])
+    return naba_pretrain(["--corpus", str(corpus), "--output", str(output), "--max_steps", "4", *TINY])
 
 
 def test_pretraining_writes_an_encoder_that_fine_tuning_loads(encoder: Path) -> None:
@@ -87,14 +87,14 @@ def test_a_crashed_run_resumes_from_its_checkpoint(corpus: Path, tmp_path: Path,
     with monkeypatch.context() as patch:
         patch.setattr(pretrain, "save_encoder", crash)
         with pytest.raises(KeyboardInterrupt):
-            pretrain.main([*args, "--max_steps", "2"])  # dies after its checkpoint at step 2
+            naba_pretrain([*args, "--max_steps", "2"])  # dies after its checkpoint at step 2
     checkpoints = tmp_path / "enc.checkpoints"
     assert (checkpoints / "checkpoint-2").is_dir() and not output.exists()
     vocab = (checkpoints / pretrain.TOKENIZER_DIR / "tokenizer.json").read_text("utf-8")
 
     with pytest.raises(ArtifactError, match="--resume"):
-        pretrain.main([*args, "--max_steps", "4"])  # never silently starts over on top of an earlier run
-    pretrain.main([*args, "--max_steps", "4", "--resume", "true"])
+        naba_pretrain([*args, "--max_steps", "4"])  # never silently starts over on top of an earlier run
+    naba_pretrain([*args, "--max_steps", "4", "--resume", "true"])
     metrics = json.loads((output / METRICS_FILE).read_text("utf-8"))
     assert metrics["steps"] == 4 and metrics["initial_heldout_loss"] is None  # resumed, not restarted
     assert (output / "tokenizer.json").read_text("utf-8") == vocab
@@ -104,7 +104,7 @@ def test_continued_pretraining_keeps_the_vocabulary_and_moves_the_weights(
     encoder: Path, corpus: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "adapted"
-    pretrain.main(["--corpus", str(corpus), "--output", str(output), "--init-from", str(encoder),
+    naba_pretrain(["--corpus", str(corpus), "--output", str(output), "--init-from", str(encoder),
                    "--max_steps", "2", "--learning_rate", "1e-2", *TINY])  # fmt: skip
     assert (output / "tokenizer.json").read_text("utf-8") == (encoder / "tokenizer.json").read_text("utf-8")
     before, after = AutoModel.from_pretrained(encoder), AutoModel.from_pretrained(output)
@@ -114,7 +114,7 @@ def test_continued_pretraining_keeps_the_vocabulary_and_moves_the_weights(
 def test_cooccurrence_init_starts_from_corpus_vectors(corpus: Path, tmp_path: Path) -> None:
     outputs = {}
     for init in ("random", "cooccurrence"):
-        outputs[init] = pretrain.main(["--corpus", str(corpus), "--output", str(tmp_path / init),
+        outputs[init] = naba_pretrain(["--corpus", str(corpus), "--output", str(tmp_path / init),
                                        "--embedding-init", init, "--max_steps", "1", "--learning_rate", "1e-9",
                                        *TINY])  # fmt: skip
     random, informed = (
@@ -132,10 +132,10 @@ def test_cooccurrence_init_starts_from_corpus_vectors(corpus: Path, tmp_path: Pa
 
 def test_bad_input_fails_before_training(corpus: Path, encoder: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="already exists"):
-        pretrain.main(["--corpus", str(corpus), "--output", str(encoder), *TINY])
+        naba_pretrain(["--corpus", str(corpus), "--output", str(encoder), *TINY])
     no_text = write_jsonl(tmp_path / "bad.jsonl", [{"id": "a", "body": "نص"}, {"id": "b", "body": "نص"}])
     with pytest.raises(DataError, match="no 'text' field"):
-        pretrain.main(["--corpus", str(no_text), "--output", str(tmp_path / "o"), *TINY])
+        naba_pretrain(["--corpus", str(no_text), "--output", str(tmp_path / "o"), *TINY])
     with pytest.raises(ValueError, match="heldout"):
         PretrainArguments(corpus=[str(corpus)], output="o", heldout_fraction=1.5)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from naba.cli import main as naba
 from naba.models.artifacts import read_config
 from naba.models.predictor import Predictor
 from naba.models.results import Article
-from naba.training.starter import find_data, main
+from naba.training.starter import find_data
 from tests.conftest import NEGATIVES
 
 
@@ -24,9 +25,9 @@ def test_find_data_uses_the_shared_data(data_dir: Path) -> None:
 
 
 def test_starter_from_seeds_serves_and_says_what_it_is(tmp_path: Path) -> None:
-    out = main(
-        ["--output", str(tmp_path / "starter"), "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"]
-    )
+    out = tmp_path / "starter"
+    args = ["--output", str(out), "--data-dir", str(tmp_path / "nowhere"), "--epochs", "1"]
+    assert naba(["build-starter", *args]) == 0
     config = read_config(out)
     assert config.name == "naba-starter"
     assert "random weights" in config.description and "seed articles" in config.description

@@ -20,8 +20,7 @@ from naba.models.records import Record, read_records
 from naba.models.results import Article
 from naba.training import train as train_module
 from naba.training.summary_head import fit_summary_head
-from naba.training.train import main
-from tests.conftest import NEGATIVES, TRAIN_ARGS, seed_records, write_jsonl
+from tests.conftest import NEGATIVES, TRAIN_ARGS, naba_train, seed_records, write_jsonl
 
 # The reference summary is each article's second sentence: a head that learns moves it to the top.
 PAIRS = [Record(f"p{i}", text, summary=text.split(". ")[1]) for i, text in enumerate(NEGATIVES)]
@@ -99,7 +98,7 @@ def test_frozen_summary_training_keeps_pairs_out_of_tags_and_folds(
     monkeypatch.setattr(train_module, "fit", spy_fit)
     monkeypatch.setattr(train_module, "fit_summary_head", spy_summary)
     args = ["--train", str(train_file), "--base-model", str(encoder_dir), "--output", str(tmp_path / "m")]
-    main([*args, "--cv", "2", "--summary-training", "frozen", *TRAIN_ARGS])
+    naba_train([*args, "--cv", "2", "--summary-training", "frozen", *TRAIN_ARGS])
 
     records = read_records([str(train_file)])
     pairs = sorted(r.id for r in records if r.summary)

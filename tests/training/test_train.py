@@ -19,8 +19,8 @@ from naba.models.predictor import Predictor
 from naba.models.records import Record
 from naba.models.results import Article
 from naba.models.rules import RULES_VERSION, rule_feature_names, rule_features
-from naba.training.train import drop_dev_overlap, main
-from tests.conftest import NEGATIVES, TRAIN_ARGS, write_jsonl
+from naba.training.train import drop_dev_overlap
+from tests.conftest import NEGATIVES, TRAIN_ARGS, naba_train, write_jsonl
 
 
 def test_training_writes_thresholds_tuned_on_dev(model_dir: Path) -> None:
@@ -58,7 +58,7 @@ def test_retraining_grows_the_label_set_and_keeps_old_rows(model_dir: Path, tmp_
         "joint_operation",
         "economy",
     ]
-    main([*args, *[a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]])
+    naba_train([*args, *[a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]])
 
     config = read_config(output)
     assert config.labels == ["attack", "coordination_centre", "joint_operation", "economy"]
@@ -84,7 +84,7 @@ def test_retraining_on_labelled_data_without_an_old_label_says_to_keep_or_drop_i
     with pytest.raises(
         DataError, match="no article with attack, coordination_centre, joint_operation"
     ) as error:
-        main(["--train", str(new), "--init-from", str(model_dir), "--output", str(output)])
+        naba_train(["--train", str(new), "--init-from", str(model_dir), "--output", str(output)])
     assert "--labels economy drops them" in error.value.message
     assert "--labels attack coordination_centre joint_operation economy keeps them" in error.value.message
     assert not output.exists()
@@ -135,7 +135,7 @@ def test_training_drops_dev_articles_and_records_how_many(
     seeds = [json.loads(line) for line in train_file.read_text("utf-8").splitlines()[:2]]
     dev = write_jsonl(tmp_path / "dev.jsonl", seeds)  # two training articles, as a leaky split would hold
     args = ["--train", str(train_file), "--dev", str(dev), "--base-model", str(encoder_dir)]
-    out = main([*args, "--output", str(tmp_path / "m"), *TRAIN_ARGS, "--max_steps", "1"])
+    out = naba_train([*args, "--output", str(tmp_path / "m"), *TRAIN_ARGS, "--max_steps", "1"])
     config = read_config(out)
     assert config.training["train_articles"] == 15 and config.training["dev_articles_dropped_from_train"] == 2
 
@@ -143,7 +143,7 @@ def test_training_drops_dev_articles_and_records_how_many(
 def test_retraining_never_writes_into_the_served_artifact(model_dir: Path, train_file: Path) -> None:
     before = {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()}
     with pytest.raises(ArtifactError, match="already exists"):
-        main(["--train", str(train_file), "--init-from", str(model_dir), "--output", str(model_dir)])
+        naba_train(["--train", str(train_file), "--init-from", str(model_dir), "--output", str(model_dir)])
     assert {p.name: p.stat().st_mtime_ns for p in model_dir.iterdir()} == before
 
 
@@ -155,7 +155,7 @@ def test_bad_training_data_fails_before_training_with_file_and_line(
         '{"id": "a", "text": "نص", "labels": []}\n{"id": "b", "text": "  ", "labels": []}\n', "utf-8"
     )
     with pytest.raises(DataError, match=r"bad\.jsonl:2"):
-        main(["--train", str(bad), "--base-model", str(encoder_dir), "--output", str(tmp_path / "out")])
+        naba_train(["--train", str(bad), "--base-model", str(encoder_dir), "--output", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 
 
@@ -163,13 +163,13 @@ def test_fixed_label_set_rejects_unknown_labels(encoder_dir: Path, tmp_path: Pat
     data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "text": NEGATIVES[0], "labels": ["sports"]}])
     args = ["--train", str(data), "--base-model", str(encoder_dir), "--output", str(tmp_path / "o")]
     with pytest.raises(DataError, match="sports"):
-        main([*args, "--labels", "attack", "joint_operation"])
+        naba_train([*args, "--labels", "attack", "joint_operation"])
 
 
 def test_training_without_labels_or_label_set_is_refused(encoder_dir: Path, tmp_path: Path) -> None:
     data = write_jsonl(tmp_path / "d.jsonl", [{"id": "a", "text": NEGATIVES[0], "summary": "ملخص"}])
     with pytest.raises(ArtifactError, match="no labels"):
-        main(["--train", str(data), "--base-model", str(encoder_dir), "--output", str(tmp_path / "o")])
+        naba_train(["--train", str(data), "--base-model", str(encoder_dir), "--output", str(tmp_path / "o")])
 
 
 def test_output_may_be_in_a_directory_that_does_not_exist_yet(
@@ -177,7 +177,7 @@ def test_output_may_be_in_a_directory_that_does_not_exist_yet(
 ) -> None:
     output = tmp_path / "new" / "nested" / "model"
     args = ["--train", str(train_file), "--base-model", str(encoder_dir), "--output", str(output)]
-    main([*args, "--max-length", "64", "--window-overlap", "16", "--max_steps", "1"])
+    naba_train([*args, "--max-length", "64", "--window-overlap", "16", "--max_steps", "1"])
     assert (output / "naba_config.json").is_file()
     assert [p.name for p in output.parent.iterdir()] == ["model"]  # no work directory left behind
 
@@ -190,7 +190,7 @@ def test_training_arguments_can_come_from_one_json_file(
             "remove_unused_columns": False}  # fmt: skip
     path = tmp_path / "args.json"
     path.write_text(json.dumps(spec))
-    out = main([str(path)])
+    out = naba_train([str(path)])
     assert read_config(out).training["max_length"] == 64
 
 
@@ -240,7 +240,7 @@ def test_evidence_loss_trains_the_sentence_scores(
             "--per_device_train_batch_size", "4", "--disable_tqdm", "true", "--learning_rate", "3e-3"]  # fmt: skip
     picked = {}
     for weight in ("0", "5"):
-        out = main(
+        out = naba_train(
             [
                 *args,
                 "--output",
@@ -269,7 +269,7 @@ def _retrain(init_from: Path, train: Path, output: Path, *extra: str) -> Path:
     """One step at learning rate 0 from `init_from`: every trained weight stays as it was."""
     args = ["--train", str(train), "--init-from", str(init_from), "--output", str(output)]
     tiny = [a for a in TRAIN_ARGS if a not in {"--learning_rate", "1e-3"}]
-    return main([*args, *tiny, "--learning_rate", "0", "--max_steps", "1", *extra])
+    return naba_train([*args, *tiny, "--learning_rate", "0", "--max_steps", "1", *extra])
 
 
 def test_rule_features_model_records_them_and_its_tag_scores_read_them(rules_model_dir: Path) -> None:
@@ -428,7 +428,9 @@ def test_a_model_with_rule_features_and_a_lexical_head_runs_the_rules_once(
     encoder_dir: Path, train_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     args = ["--train", str(train_file), "--dev", str(train_file), "--base-model", str(encoder_dir)]
-    output = main([*args, "--output", str(tmp_path / "both"), *TRAIN_ARGS, "--rule-features", "--lexical"])
+    output = naba_train(
+        [*args, "--output", str(tmp_path / "both"), *TRAIN_ARGS, "--rule-features", "--lexical"]
+    )
     predictor = Predictor.from_dir(output, device="cpu")
     assert predictor.lexical is not None
     expected = predictor.lexical.logits([RULES_ARTICLE])[0]
