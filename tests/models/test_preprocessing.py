@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from itertools import pairwise
 
 import pytest
@@ -164,3 +166,28 @@ def test_truncate_text_keeps_a_prefix_within_the_limit(text: str, max_chars: int
     else:  # cut at the last space near the limit, so that no word is split in half
         assert cut == text[: spaces[-1]].rstrip()
         assert text[len(cut)].isspace()
+
+
+def _fold_in_turn(text: str, config: PreprocessConfig) -> str:
+    """normalize as a chain of one step per setting, the reference the one-table version must equal."""
+    text = re.sub("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]", " ",
+                  unicodedata.normalize("NFKC", text))  # fmt: skip
+    if config.remove_diacritics:
+        text = re.sub("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]", "", text)
+    if config.remove_tatweel:
+        text = text.replace("\u0640", "")
+    steps = [(config.normalize_alef, "أإآٱ", "اااا"), (config.normalize_yaa, "ى", "ي"),
+             (config.normalize_taa_marbuta, "ة", "ه"),
+             (config.normalize_digits, "٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")]  # fmt: skip
+    for wanted, source, target in steps:
+        if wanted:
+            text = text.translate(str.maketrans(source, target))
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@given(ARABIC_TEXT | st.text(alphabet="أإآٱىةـ٠١٩۰۹ًٌٍَُِّْ abc\u200b\t", max_size=60), st.booleans(), st.booleans())
+def test_one_table_folds_as_the_steps_in_turn(text: str, letters: bool, digits: bool) -> None:
+    config = PreprocessConfig(normalize_alef=letters, normalize_yaa=letters, normalize_taa_marbuta=letters,
+                              normalize_digits=digits)  # fmt: skip
+    for chosen in (config, FOLD_ALL, PreprocessConfig()):
+        assert normalize(text, chosen) == _fold_in_turn(text, chosen)
