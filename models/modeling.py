@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,29 @@ class HeadConfig:
         return asdict(self)
 
 
+class Encoder(Protocol):
+    """What `NabaModel` reads token states from. Two implementations: a Hugging Face `PreTrainedModel` (torch,
+    what training builds and `load_artifact` loads) and `naba.models.onnx_backend.OnnxEncoder` (the same
+    weights exported, run by ONNX Runtime), which `Predictor.from_dir` puts in its place."""
+
+    config: PretrainedConfig
+
+    def __call__(self, *, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> BaseModelOutput: ...
+
+
+def _token_states(encoder: Encoder, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, L, H) last hidden states; every `Encoder` returns them (HF types the field as optional)."""
+    states = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    assert states is not None
+    return states
+
+
 class NabaModel(nn.Module):
     """Encoder plus label and summary heads over sentence vectors."""
 
     def __init__(self, encoder: PreTrainedModel, heads: HeadConfig) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder: Encoder = encoder
         self.heads = heads
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(heads.dropout)
@@ -111,13 +129,13 @@ class NabaModel(nn.Module):
         simpler autograd.
         """
         if self.training:
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return _token_states(self.encoder, input_ids, attention_mask)
         lengths = attention_mask.sum(dim=1)
         states: torch.Tensor | None = None
         for group in self.length_groups(lengths):
             width = int(lengths[group].max())
             mask = attention_mask[group, :width]
-            part = self.encoder(input_ids=input_ids[group, :width], attention_mask=mask).last_hidden_state
+            part = _token_states(self.encoder, input_ids[group, :width], mask)
             part = part.masked_fill(~mask.bool().unsqueeze(-1), 0.0)  # (G, width, H), zeros past each window
             if states is None:
                 states = part.new_zeros((*input_ids.shape, part.shape[-1]))

@@ -39,7 +39,7 @@ from onnx import TensorProto
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 from torch import nn
-from transformers import PretrainedConfig
+from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 from naba.models.artifacts import (
@@ -227,6 +227,7 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
     """
     artifact_dir = Path(artifact_dir)
     model, _, config = load_artifact(artifact_dir, "cpu")
+    assert isinstance(model.encoder, PreTrainedModel)  # what load_artifact builds: the torch encoder
     if hasattr(model.encoder, "set_attn_implementation"):
         model.encoder.set_attn_implementation("eager")  # the attention graph the optimiser can fuse
     graph = _EncoderGraph(model.encoder).eval()

@@ -235,9 +235,7 @@ class Predictor:
         if backend == "onnx":
             from naba.models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
 
-            # `NabaModel.encoder` is inferred as the HF `PreTrainedModel` it is built with (models/modeling.py);
-            # `OnnxEncoder` is the stand-in module with the same call and output that replaces it here.
-            model.encoder = load_onnx_encoder(  # type: ignore[assignment]
+            model.encoder = load_onnx_encoder(  # the `Encoder` ONNX Runtime runs, in torch's place
                 path, model.encoder.config, int8=quantize == "int8", threads=torch.get_num_threads()
             )
         name = backend if quantize is None else f"{backend}-{quantize}"

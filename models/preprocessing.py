@@ -77,14 +77,14 @@ def normalize(text: str, config: PreprocessConfig = PreprocessConfig()) -> str:
 
 
 @functools.cache
-def _folding_table(config: PreprocessConfig) -> dict[int, str | None]:
+def _folding_table(config: PreprocessConfig) -> dict[int, Any]:
     """The tatweel removal and letter and digit foldings `config` asks for, as one `str.translate` table: one
     pass over the text instead of one per folding. They touch disjoint characters, and none maps to a
     character another one changes, so applying them together is applying them in turn."""
-    table: dict[int, str | None] = {}
+    table: dict[int, Any] = {}
     if config.remove_tatweel:
         table[ord(_TATWEEL)] = None
-    foldings = [
+    foldings: list[tuple[bool, dict[int, Any]]] = [
         (config.normalize_alef, _ALEF),
         (config.normalize_yaa, _YAA),
         (config.normalize_taa_marbuta, _TAA_MARBUTA),
