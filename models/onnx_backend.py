@@ -29,6 +29,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,6 @@ from naba.models.artifacts import (
     load_artifact,
     read_checksums,
     sha256_file,
-    verify_checksums,
     write_checksums,
 )
 from naba.models.errors import ArtifactError
@@ -256,8 +256,48 @@ def export_onnx(artifact_dir: str | Path, quantize: bool = False) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class Export:
+    """An artifact's ONNX export as read once: `export.json`, its checksum list and whether it was made from the
+    artifact's weights. `backend="auto"` chooses from it and `load_onnx_encoder` loads from it, so loading reads
+    each file once and hashes only the encoder it loads."""
+
+    artifact_dir: Path
+    info: dict[str, Any]
+    listed: dict[str, str]
+    own_weights: bool
+
+    @property
+    def directory(self) -> Path:
+        return self.artifact_dir / ONNX_DIR
+
+    @property
+    def best(self) -> str | None:
+        """The fastest encoder it holds for the artifact's own weights: `int8`, `fp32`, or None (stale)."""
+        if not self.own_weights:
+            return None
+        return next((kind for kind, name in (("int8", INT8), ("fp32", FP32)) if name in self.listed), None)
+
+
+def read_export(artifact_dir: str | Path) -> Export | None:
+    """The artifact's export, or None when it has none that can be read."""
+    artifact_dir = Path(artifact_dir)
+    onnx_dir = artifact_dir / ONNX_DIR
+    try:
+        listed = read_checksums(onnx_dir)
+        info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
+        own_weights = _exported_from_own_weights(artifact_dir, info)
+    except (OSError, ValueError):
+        return None
+    return Export(artifact_dir, info, listed, own_weights)
+
+
 def load_onnx_encoder(
-    artifact_dir: str | Path, config: PretrainedConfig, int8: bool = False, threads: int | None = None
+    artifact_dir: str | Path,
+    config: PretrainedConfig,
+    int8: bool = False,
+    threads: int | None = None,
+    export: Export | None = None,
 ) -> OnnxEncoder:
     """The exported encoder of an artifact, verified against its checksums and the artifact's weights.
 
@@ -266,6 +306,7 @@ def load_onnx_encoder(
         config: the encoder's HF config.
         int8: load `encoder.int8.onnx` instead of the fp32 export.
         threads: ONNX Runtime intra-op threads (None: its default).
+        export: the artifact's export as `read_export` read it (read here when not given).
 
     Raises:
         ArtifactError: no export (run `naba export`), a file that fails its checksum, or an export made from
@@ -279,21 +320,22 @@ def load_onnx_encoder(
         raise ArtifactError(
             f"{artifact_dir} has no ONNX export ({ONNX_DIR}/{name}); run `naba export --model {artifact_dir}{flag}`"
         )
-    listed = read_checksums(onnx_dir) if (onnx_dir / CHECKSUMS).is_file() else {}
-    if name not in listed or EXPORT_INFO not in listed:
+    export = export or read_export(artifact_dir)
+    if export is None or name not in export.listed or EXPORT_INFO not in export.listed:
         raise ArtifactError(f"{onnx_dir} has no checksum for {name} or {EXPORT_INFO}; rerun `naba export`")
-    verify_checksums(onnx_dir)
-    info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
-    if not _exported_from_own_weights(artifact_dir, info):
+    for checked in (name, EXPORT_INFO):  # the encoder loaded and what vouches for it, not the other encoder
+        if sha256_file(onnx_dir / checked) != export.listed[checked]:
+            raise ArtifactError(f"{onnx_dir / checked} does not match its checksum; rerun `naba export`")
+    if not export.own_weights:
         raise ArtifactError(
             f"{onnx_dir} was exported from other weights than {artifact_dir}; rerun `naba export`"
         )
-    if not export_is_current(onnx_dir):
+    if export.info.get("format") != EXPORT_FORMAT:
         logger.warning(
             "%s was written by an older `naba export` (format %s, now %d); it is correct but slower than a "
             "fresh one: rerun `naba export --model %s`",
             onnx_dir,
-            info.get("format", 1),
+            export.info.get("format", 1),
             EXPORT_FORMAT,
             artifact_dir,
         )
@@ -302,22 +344,11 @@ def load_onnx_encoder(
 
 
 def matching_export(artifact_dir: str | Path) -> str | None:
-    """The fastest export an artifact holds for its own weights: `int8`, `fp32`, or None (none, or stale).
-
-    Only reads `export.json` and the checksum lists; `load_onnx_encoder` still verifies the file it loads.
-    """
-    artifact_dir = Path(artifact_dir)
-    onnx_dir = artifact_dir / ONNX_DIR
-    try:
-        listed = read_checksums(onnx_dir)
-        info = json.loads((onnx_dir / EXPORT_INFO).read_text("utf-8"))
-        own_weights = _exported_from_own_weights(artifact_dir, info)
-    except (OSError, ValueError):
-        return None
-    if not own_weights:
-        logger.warning("%s was exported from other weights than %s: not used", onnx_dir, artifact_dir)
-        return None
-    return next((kind for kind, name in (("int8", INT8), ("fp32", FP32)) if name in listed), None)
+    """The fastest export an artifact holds for its own weights: `int8`, `fp32`, or None (none, or stale)."""
+    export = read_export(artifact_dir)
+    if export is not None and not export.own_weights:
+        logger.warning("%s was exported from other weights than %s: not used", export.directory, artifact_dir)
+    return export.best if export is not None else None
 
 
 def _exported_from_own_weights(artifact_dir: Path, info: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from naba.models.results import (
     check_operating_point,
 )
 from naba.models.rules import positive_votes
+
+if TYPE_CHECKING:
+    from naba.models.onnx_backend import Export
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +103,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def auto_backend(
-    path: str | Path, device: torch.device, quantize: Quantize | None
+    export: Export | None, device: torch.device, quantize: Quantize | None
 ) -> tuple[Backend, Quantize | None]:
     """What `backend="auto"` runs: on CPU the artifact's ONNX export for its weights (int8 first: 3.9x torch's
     serving throughput on BERT-base, 1.9x on the shipped model, same dev macro-F1; README), else torch; on a
@@ -111,9 +114,9 @@ def auto_backend(
     """
     if device.type != "cpu":
         return "torch", quantize  # `quantize` on a GPU is refused by the checks that follow
-    from naba.models.onnx_backend import matching_export  # ONNX Runtime is only imported when used
-
-    found = matching_export(path)
+    found = export.best if export is not None else None
+    if export is not None and found is None:
+        logger.warning("%s was exported from other weights than its artifact: not used", export.directory)
     if quantize is not None or found == "int8":
         return "onnx", "int8"
     if found == "fp32":
@@ -219,8 +222,13 @@ class Predictor:
         if backend == "auto" and dtype in HALF_DTYPES:
             backend = "torch"  # half precision was asked for: only torch runs it
         check_dtype(dtype, backend)  # before loading anything
+        export = None
+        if backend in ("auto", "onnx") and not device.startswith("cuda"):
+            from naba.models.onnx_backend import read_export  # ONNX Runtime is only imported when used
+
+            export = read_export(path)  # read once: for `auto` to choose, and to load
         if backend == "auto":
-            backend, quantize = auto_backend(path, resolve_device(device), quantize)
+            backend, quantize = auto_backend(export, resolve_device(device), quantize)
         if quantize is not None and backend != "onnx":
             raise NabaError(f"quantize={quantize!r} needs backend 'onnx'; the torch backend has no int8 path")
         if backend == "onnx":
@@ -236,7 +244,7 @@ class Predictor:
             from naba.models.onnx_backend import load_onnx_encoder  # ONNX Runtime is only imported when used
 
             model.encoder = load_onnx_encoder(  # the `Encoder` ONNX Runtime runs, in torch's place
-                path, model.encoder.config, int8=quantize == "int8", threads=torch.get_num_threads()
+                path, model.encoder.config, quantize == "int8", torch.get_num_threads(), export
             )
         name = backend if quantize is None else f"{backend}-{quantize}"
         logger.info("loaded %s %s from %s on %s (%s)", config.name, config.version, path, resolved, name)

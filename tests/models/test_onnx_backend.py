@@ -240,3 +240,20 @@ def test_auto_backend_serves_the_fastest_export_the_model_holds(
     with caplog.at_level(logging.WARNING, logger="naba.models.onnx_backend"):
         assert Predictor.from_dir(copy, device="cpu").backend == "torch"
     assert "other weights" in caplog.text
+
+
+def test_auto_reads_the_export_once_and_hashes_only_the_encoder_it_loads(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import naba.models.onnx_backend as onnx_backend
+
+    copy = Path(shutil.copytree(exported, tmp_path / "copy"))
+    (copy / ONNX_DIR / FP32).write_bytes(b"not the fp32 encoder any more")  # the one auto does not load
+    reads = []
+    real = onnx_backend.read_export
+    monkeypatch.setattr(onnx_backend, "read_export", lambda path: reads.append(path) or real(path))
+    predictor = Predictor.from_dir(copy, device="cpu", backend="auto")
+    assert predictor.info["backend"] == "onnx-int8" and len(reads) == 1
+    (copy / ONNX_DIR / INT8).write_bytes(b"broken")
+    with pytest.raises(ArtifactError, match="does not match its checksum"):
+        Predictor.from_dir(copy, device="cpu", backend="auto")
