@@ -124,7 +124,7 @@ class NabaConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         if data["heads"] and not data["heads"]["rule_features"]:
-            # Without rule features, the heads are written as before they existed: older Naba reads them.
+            # Without rule features the keys are left out, so the config says only what the model uses.
             del data["heads"]["rule_features"], data["heads"]["rules_version"]
         if not data["lexical_weights"]:
             del data["lexical_weights"]  # likewise

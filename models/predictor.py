@@ -83,8 +83,8 @@ def inference_dtype(device: torch.device, dtype: DType = "auto") -> torch.dtype:
     (half the memory traffic, tensor cores), fp16 on older ones, fp32 on CPU.
 
     `auto` keeps fp32 on every CPU: `bfloat16` on one with `cpu_has_native_bf16` runs the torch backend 2-3x
-    faster but moved the shipped model 1.0.0's dev macro-F1 by 0.45 point (0.693 to 0.689), where the int8 export,
-    faster still on BERT-base, moved it by none (README, Benchmarks). So it is the operator's choice.
+    faster but moves scores enough to move dev macro-F1, where the int8 export, faster still on BERT-base, did
+    not (README, Benchmarks, has the measurements). So it is the operator's choice.
     """
     if dtype != "auto":
         return DTYPES[dtype]

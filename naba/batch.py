@@ -46,7 +46,7 @@ DEFAULT_ID_PREFIX = "line-"  # rows without an id are named by their line: `line
 
 class BatchUsageError(NabaError, ValueError):
     """The run's arguments cannot work (clashing paths, a missing directory, a non-positive size); nothing was
-    touched. A `ValueError` too, as these were before they had a type of their own."""
+    touched. Also a `ValueError`, what callers that do not know Naba's errors catch for bad arguments."""
 
     error_type = "invalid_argument"
 
