@@ -119,6 +119,10 @@ class Correction:
         return row
 
 
+# What a `Correction` and its `CorrectionRow` hold alike, copied as they are either way.
+_SAME_FIELDS = ("text", "title", "article_id", "summary", "model_name", "model_version", "submitted_by")
+
+
 def text_key(text: str) -> str:
     """What makes two corrections corrections of one article: the same text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -143,15 +147,9 @@ class CorrectionStore:
         row = CorrectionRow(
             created=datetime.now(UTC),
             text_sha256=text_key(correction.text),
-            article_id=correction.article_id,
-            title=correction.title,
-            text=correction.text,
             labels=list(correction.labels),
             evidence=dict(correction.evidence),
-            summary=correction.summary,
-            model_name=correction.model_name,
-            model_version=correction.model_version,
-            submitted_by=correction.submitted_by,
+            **{name: getattr(correction, name) for name in _SAME_FIELDS},
         )
         with Session(self.engine) as session, session.begin():
             session.add(row)
@@ -217,15 +215,9 @@ def _sqlite_wal(connection: Any, _record: Any) -> None:
 
 def _correction(row: CorrectionRow) -> Correction:
     return Correction(
-        text=row.text,
         labels=tuple(row.labels),
         evidence=dict(row.evidence),
-        model_name=row.model_name,
-        model_version=row.model_version,
-        title=row.title,
-        article_id=row.article_id,
-        summary=row.summary,
-        submitted_by=row.submitted_by,
         id=row.id,
         created=row.created,
+        **{name: getattr(row, name) for name in _SAME_FIELDS},
     )
