@@ -49,21 +49,16 @@ from tqdm import tqdm
 
 from naba.models.errors import DataError
 from naba.models.records import Record, iter_rows
-from naba.models.rules import (  # F401: re-exported, the labelling functions lived here before `naba.models.rules`
-    AT,  # noqa: F401
-    CC,  # noqa: F401
+from naba.models.rules import (
     FUNCTIONS_BY_NAME,
-    JO,  # noqa: F401
     LABELLING_FUNCTIONS,
     LABELS,
     NEGATIVE,
     POSITIVE,
-    LabellingFunction,  # noqa: F401
     SentenceVotes,
     article_votes,
     fired_functions,
     no_positive_name,
-    sentence_votes,  # noqa: F401
 )
 from naba.training.metrics import classification_report
 

@@ -14,12 +14,8 @@ import pytest
 from naba.cli import main as naba
 from naba.models.errors import DataError
 from naba.models.records import Record, read_records
+from naba.models.rules import AT, CC, JO, LABELLING_FUNCTIONS, LABELS
 from naba.training.weak import (
-    AT,
-    CC,
-    JO,
-    LABELLING_FUNCTIONS,
-    LABELS,
     LabelModel,
     article_votes,
     evaluate,
