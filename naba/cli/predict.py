@@ -6,6 +6,7 @@ import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from naba.cli import EXIT_INCOMPLETE, LoadingArguments, load_predictor
 from naba.cli.command import Command, NabaArgumentParser, UsageError, positive_int, ratio
@@ -70,6 +71,24 @@ class PredictArguments:
         },
     )
     no_progress: bool = field(default=False, metadata={"help": "Hide the progress bar.", "flag": True})
+    engine: Literal["local", "ray"] = field(
+        default="local",
+        metadata={"help": "Where the model runs: here, or on a pool of Ray actors (pip install naba[ray])."},
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={"help": "With --engine ray: a running cluster (auto, ray://...); none: local."},
+    )
+    ray_actors: int = field(
+        default=2,
+        metadata={"help": "With --engine ray: actors, each holding the model.", "type": positive_int},
+    )
+    ray_cpus_per_actor: int = field(
+        default=1, metadata={"help": "CPUs each actor reserves.", "type": positive_int}
+    )
+    ray_gpus_per_actor: float = field(
+        default=0.0, metadata={"help": "GPUs each actor reserves (with --device cuda)."}
+    )
 
 
 def configure(parser: NabaArgumentParser) -> None:
@@ -86,6 +105,30 @@ def configure(parser: NabaArgumentParser) -> None:
         quantize=settings.quantize,
         dtype=settings.dtype,
     )
+
+
+def _engine(loading: LoadingArguments, args: PredictArguments) -> tuple[Any, int]:
+    """The predictor the run calls, and how many articles each call gets: a batch here, or with Ray a whole
+    chunk, which the actors share out in batches."""
+    if args.engine == "local":
+        return load_predictor(loading), args.batch_size
+    try:
+        from naba.ray_engine import RayAnalyzer
+    except ImportError as exc:  # ray itself is missing: say how to get it
+        raise UsageError(f"--engine ray needs Ray: pip install 'naba[ray]' ({exc})") from exc
+    ray = RayAnalyzer(
+        loading.model,
+        actors=args.ray_actors,
+        batch_size=args.batch_size,
+        address=args.ray_address,
+        device=loading.device,
+        backend=loading.backend,
+        quantize=loading.quantize,
+        dtype=loading.dtype,
+        cpus_per_actor=args.ray_cpus_per_actor,
+        gpus_per_actor=args.ray_gpus_per_actor,
+    )
+    return ray, args.chunk_size
 
 
 def run(loading: LoadingArguments, args: PredictArguments) -> int:
@@ -105,14 +148,14 @@ def run(loading: LoadingArguments, args: PredictArguments) -> int:
         check_run(args.input, args.output, args.errors, run_settings(identity, options) if identity else None)
     except (BatchUsageError, DataError) as exc:
         raise UsageError(exc.message) from exc
-    predictor = load_predictor(loading)
+    predictor, batch_size = _engine(loading, args)
     try:
         report = run_batch(
             predictor,
             args.input,
             args.output,
             errors_path=args.errors,
-            batch_size=args.batch_size,
+            batch_size=batch_size,
             chunk_size=args.chunk_size,
             options=options,
             max_chars=get_settings().max_chars,
@@ -121,12 +164,16 @@ def run(loading: LoadingArguments, args: PredictArguments) -> int:
                 "backend": predictor.backend,
                 "device": str(predictor.device),
                 "dtype": str(predictor.dtype),
+                **({"engine": f"ray, {args.ray_actors} actors"} if args.engine == "ray" else {}),
             },
             progress=not args.no_progress,
         )
     except (BatchUsageError, ResumeRefusedError) as exc:  # the files changed since `check_run`
         logger.error("%s", exc.message)
         return 2
+    finally:
+        if args.engine == "ray":
+            predictor.close()
     logger.info("%s", report)
     if not report.complete:
         logger.warning(
