@@ -306,7 +306,7 @@ function parseArticles(name, text) {
   const articles = [], errors = [];
   const add = (line, row) => {
     if (typeof row?.text !== "string" || !row.text.trim()) errors.push({line, error: t("noText")});
-    else articles.push({line, article: {id: row.id == null ? `line-${line}` : String(row.id), text: row.text,
+    else articles.push({line, article: {id: row.id == null || row.id === "" ? `line-${line}` : String(row.id), text: row.text,
                                         title: row.title || null}});
   };
   if (/\.csv(\.gz)?$/.test(name)) {

@@ -194,3 +194,25 @@ def test_the_tiny_model_analyses_a_seed_article_through_the_page(
         assert sorted(bars) == sorted(predictor.labels)
         assert page.locator("#article .sentence").count() > 1 and page.text_content("#summary")
         page.close()
+
+
+def test_a_csv_file_with_quoted_cells_and_no_ids(page: sync_api.Page, tmp_path: Path) -> None:
+    """Quoted cells may hold commas, quotes and newlines; a row without an id is named by its line, as
+    `naba predict` names it."""
+    upload = tmp_path / "articles.csv"
+    upload.write_text(
+        "id,title,text\n"
+        ',عنوان,"أعلن البنك المركزي رفع سعر الفائدة، وقال ""المحافظ"" إن القرار يكبح التضخم.\nوتراجعت الأسهم."\n'
+        "x2,,عقد البرلمان جلسة طارئة.\n",
+        "utf-8",
+    )
+    page.click("#tab-batch")
+    page.set_input_files("#batch-file", str(upload))
+    page.click("#batch-run")
+    page.wait_for_selector("#batch-results:not([hidden])")
+    assert page.locator("#batch-error-list li").count() == 0
+    with page.expect_download() as download:
+        page.click("#download-jsonl")
+    rows = [json.loads(line) for line in Path(download.value.path()).read_text("utf-8").splitlines()]
+    assert [r["id"] for r in rows] == ["line-2", "x2"]
+    assert [[lbl["label"] for lbl in r["labels"]] for r in rows] == [["economy"], ["politics"]]
