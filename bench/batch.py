@@ -43,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.common import (  # noqa: E402
+    BACKENDS,
     add_model_arguments,
     chosen_backends,
     length_stats,
@@ -78,11 +79,14 @@ def time_batch(
     articles: Sequence[Article],
     repeats: int = 3,
     batch_size: int = 16,
+    engines: dict[str, Any] | None = None,
 ) -> list[BatchRow]:
     """Median seconds of the baseline loop (first row) and, per backend, of the predictor's own loop and of
     `run_batch`, over `articles`.
 
-    `baseline` analyses one article (the pipeline); `predictors` maps backend names to loaded predictors.
+    `baseline` analyses one article (the pipeline); `predictors` maps backend names to loaded predictors;
+    `engines` maps row names to other analyzers (`naba.ray_engine.RayAnalyzer`), timed only through
+    `run_batch`, with every article in one call for them to share out.
     The order of the runs rotates each repeat, so that a machine getting slower or faster during the run
     favours none. Everything is warmed up first.
     """
@@ -100,10 +104,10 @@ def time_batch(
 
             return run
 
-        def batched(predictor: Any, name: str) -> Callable[[int], None]:
+        def batched(predictor: Any, name: str, size: int = batch_size) -> Callable[[int], None]:
             def run(repeat: int) -> None:
                 output = Path(tmp) / f"results-{name}-{repeat}.jsonl"
-                report = run_batch(predictor, source, output, batch_size=batch_size, progress=False)
+                report = run_batch(predictor, source, output, batch_size=size, progress=False)
                 if report.written != len(articles):
                     raise RuntimeError(f"naba predict wrote {report.written} of {len(articles)}: {report}")
 
@@ -117,6 +121,9 @@ def time_batch(
                 lambda a, p=predictor: p.analyze([a])
             )
             runs[(f"naba predict (batch {batch_size})", name)] = batched(predictor, name)
+        for name, engine in (engines or {}).items():
+            engine.analyze(articles[:2])  # every actor loaded before timing
+            runs[(name, engine.backend)] = batched(engine, name.replace(" ", "-"), len(articles))
 
         times: dict[tuple[str, str], list[float]] = {key: [] for key in runs}
         keys = list(runs)
@@ -152,6 +159,50 @@ def batch_table(rows: Sequence[BatchRow]) -> str:
     return markdown_table(COLUMNS, cells)
 
 
+def ray_row(actors: int) -> str:
+    return f"naba predict --engine ray ({actors} actor{'s' if actors > 1 else ''})"
+
+
+def ray_engines(model_path: Path, backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A `RayAnalyzer` per `--ray-actors` count, on the fastest local backend, one torch thread per actor."""
+    if not args.ray_actors:
+        return {}
+    import ray
+
+    from naba.ray_engine import RayAnalyzer
+
+    if not ray.is_initialized():
+        # Logical CPUs for every actor of every row at once; the rows are timed one after another.
+        ray.init(num_cpus=sum(args.ray_actors), include_dashboard=False, log_to_driver=False)
+    kind, quantize, dtype = BACKENDS[backend]
+    return {
+        ray_row(n): RayAnalyzer(
+            model_path, actors=n, batch_size=args.batch_size, device=args.device, backend=kind,  # type: ignore[arg-type]
+            quantize=quantize, dtype=dtype,  # type: ignore[arg-type]
+        )
+        for n in args.ray_actors
+    }  # fmt: skip
+
+
+def projection(rows: Sequence[BatchRow], actor_counts: Sequence[int]) -> list[str]:
+    """Hours for 1M and 10M articles on N actors, from the best measured articles/s per actor, assuming each
+    added actor has its own CPUs and adds that rate (reading and writing on the driver stay far cheaper)."""
+    rates = [
+        r.articles / r.seconds / n
+        for r in rows
+        for n in actor_counts
+        if r.run.endswith(f"({n} actor{'s' if n > 1 else ''})")
+    ]
+    if not rates:
+        return []
+    per_actor = max(rates)
+    lines = [f"Projection from {per_actor:.1f} articles/s per actor (linear in actors; one CPU each):", ""]
+    lines.append(markdown_table(["actors", "1M articles (h)", "10M articles (h)"],
+                                [[n, f"{1e6 / (n * per_actor) / 3600:.1f}", f"{1e7 / (n * per_actor) / 3600:.1f}"]
+                                 for n in (1, 2, 16, 64)]))  # fmt: skip
+    return [*lines, ""]
+
+
 def build_parser() -> argparse.ArgumentParser:
     from naba.settings import get_settings
 
@@ -162,6 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--articles", type=int, default=64, help="Articles per run.")
     parser.add_argument("--repeats", type=int, default=3, help="Runs of each; the median is reported.")
     parser.add_argument("--batch-size", type=int, default=get_settings().batch_size, help="naba predict's.")
+    parser.add_argument(
+        "--ray-actors",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also time `naba predict --engine ray` with each of these actor counts (local Ray, 1 CPU each), "
+        "and project 1M and 10M articles from the measured rate.",
+    )
     return parser
 
 
@@ -196,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{model.name}: timing {len(articles)} articles on {device}, backends {', '.join(backends)} ..."
         )
-        rows = time_batch(pipeline_one, predictors, articles, args.repeats, args.batch_size)
+        engines = ray_engines(model.path, backends[-1], args)
+        try:
+            rows = time_batch(pipeline_one, predictors, articles, args.repeats, args.batch_size, engines)
+        finally:
+            for engine in engines.values():
+                engine.close()
         sizes = "; ".join(f"{b} {model_size(model.path, b)}" for b in backends)
         stats = length_stats(next(iter(predictors.values())), articles)
         reports += [
@@ -207,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             batch_table(rows),
             "",
+            *projection(rows, args.ray_actors),
         ]
     print("\n" + "\n".join(reports))
     return 0

@@ -60,6 +60,11 @@ class RayAnalyzer:
     Args:
         address: a running cluster (`auto`, `ray://host:10001`); None starts a local Ray instance.
         cpus_per_actor, gpus_per_actor: what each actor reserves; with a GPU, give `device="cuda"`.
+        ready_timeout_s: how long every actor may take to start and load the model.
+
+    Raises:
+        NabaError: the actors did not all start in time (the cluster lacks room for them); an actor's own
+            error (an `ArtifactError`, say) when loading failed.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class RayAnalyzer:
         dtype: DType = "auto",
         cpus_per_actor: int = 1,
         gpus_per_actor: float = 0,
+        ready_timeout_s: float = 300.0,
     ) -> None:
         import ray
         from ray.util import ActorPool
@@ -88,10 +94,18 @@ class RayAnalyzer:
             actor.remote(str(model_dir), device, backend, quantize, dtype, cpus_per_actor)
             for _ in range(actors)
         ]
+        described = [a.describe.remote() for a in self._actors]
+        _, waiting = ray.wait(described, num_returns=len(described), timeout=ready_timeout_s)
+        if waiting:
+            self.close()
+            raise NabaError(
+                f"{len(waiting)} of {actors} Ray actors ({cpus_per_actor} CPUs, {gpus_per_actor} GPUs each) did "
+                f"not start within {ready_timeout_s:g} s: the cluster lacks room for them"
+            )
+        info = self._get(described[0])
+        self.backend, self.device, self.dtype = info["backend"], info["device"], info["dtype"]
         self._pool = ActorPool(self._actors)
         self.batch_size = batch_size
-        info = self._get(self._actors[0].describe.remote())
-        self.backend, self.device, self.dtype = info["backend"], info["device"], info["dtype"]
 
     def analyze(
         self, articles: Sequence[Article], options: ResultOptions = DEFAULT_OPTIONS

@@ -65,3 +65,11 @@ def test_ray_killed_and_rerun_writes_every_id_once(model_dir: Path, tmp_path: Pa
     assert naba(args) == EXIT_INCOMPLETE  # the refused article and the bad line stay errors
     ids = Counter(json.loads(line)["id"] for line in output.read_text("utf-8").splitlines())
     assert len(ids) == 40 and set(ids.values()) == {1}
+
+
+def test_actors_the_cluster_has_no_room_for_fail_in_time(model_dir: Path, cluster: str) -> None:
+    from naba.models.errors import NabaError
+    from naba.ray_engine import RayAnalyzer
+
+    with pytest.raises(NabaError, match="lacks room"):
+        RayAnalyzer(model_dir, actors=1, cpus_per_actor=64, address=cluster, ready_timeout_s=2)
