@@ -278,6 +278,11 @@ class Export:
             return None
         return next((kind for kind, name in (("int8", INT8), ("fp32", FP32)) if name in self.listed), None)
 
+    @property
+    def current(self) -> bool:
+        """Whether it was written in this version's format (`EXPORT_FORMAT`); an older one is right, but slower."""
+        return self.info.get("format") == EXPORT_FORMAT
+
 
 def read_export(artifact_dir: str | Path) -> Export | None:
     """The artifact's export, or None when it has none that can be read."""
@@ -330,7 +335,7 @@ def load_onnx_encoder(
         raise ArtifactError(
             f"{onnx_dir} was exported from other weights than {artifact_dir}; rerun `naba export`"
         )
-    if export.info.get("format") != EXPORT_FORMAT:
+    if not export.current:
         logger.warning(
             "%s was written by an older `naba export` (format %s, now %d); it is correct but slower than a "
             "fresh one: rerun `naba export --model %s`",
@@ -341,14 +346,6 @@ def load_onnx_encoder(
         )
     logger.info("encoder runs on ONNX Runtime from %s", onnx_dir / name)
     return OnnxEncoder(onnx_dir / name, config, threads)
-
-
-def matching_export(artifact_dir: str | Path) -> str | None:
-    """The fastest export an artifact holds for its own weights: `int8`, `fp32`, or None (none, or stale)."""
-    export = read_export(artifact_dir)
-    if export is not None and not export.own_weights:
-        logger.warning("%s was exported from other weights than %s: not used", export.directory, artifact_dir)
-    return export.best if export is not None else None
 
 
 def _exported_from_own_weights(artifact_dir: Path, info: dict[str, Any]) -> bool:

@@ -115,7 +115,7 @@ def auto_backend(
     if device.type != "cpu":
         return "torch", quantize  # `quantize` on a GPU is refused by the checks that follow
     found = export.best if export is not None else None
-    if export is not None and found is None:
+    if export is not None and not export.own_weights:
         logger.warning("%s was exported from other weights than its artifact: not used", export.directory)
     if quantize is not None or found == "int8":
         return "onnx", "int8"
