@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bench.common import (  # noqa: E402
@@ -44,7 +43,6 @@ from bench.common import (  # noqa: E402
     sample_articles,
     with_exports,
 )
-from naba.models.encoding import encode_article  # noqa: E402
 from naba.models.results import Article  # noqa: E402
 
 COLUMNS = ["stage", "1 article (ms)", "batch (ms)", "batch: ms per article", "batch: share of encoder"]
@@ -61,27 +59,14 @@ def median_seconds(work: Callable[[], object], repeats: int) -> float:
 
 def stage_times(predictor: Any, articles: Sequence[Article], repeats: int) -> dict[str, float]:
     """Seconds per stage over `articles`, each stage alone on the previous stage's output."""
-    preprocess, window = predictor.config.preprocessing, predictor.config.window
-    rule_features = predictor.model.heads.rule_features
-    encoded = [predictor.encode(a) for a in articles]
+    windows = [predictor.windows_of(a) for a in articles]
+    encoded = [predictor.with_lexical(a, w) for a, w in zip(articles, windows, strict=True)]
     scores = predictor.score(encoded)
     analyses = [predictor.result(e, s) for e, s in zip(encoded, scores, strict=True)]
-    # As `Predictor.encode` does: the lexical head reuses the network's rule features when they are the same.
-    same_rules = predictor.lexical is not None and tuple(predictor.lexical.rule_features) == rule_features
-    shared = [
-        np.array([e.rule_features]) if same_rules and e.rule_features is not None else None for e in encoded
-    ]
     times = {
-        "tokenise, split, windows, rules": lambda: [
-            encode_article(a, predictor.tokenizer, preprocess, window, rule_features=rule_features)
-            for a in articles
-        ],
+        "tokenise, split, windows, rules": lambda: [predictor.windows_of(a) for a in articles],
         "lexical head (features and logits)": (
-            (
-                lambda: [
-                    predictor.lexical.logits([a], rules) for a, rules in zip(articles, shared, strict=True)
-                ]
-            )
+            (lambda: [predictor.with_lexical(a, w) for a, w in zip(articles, windows, strict=True)])
             if predictor.lexical is not None
             else None
         ),

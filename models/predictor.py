@@ -303,13 +303,20 @@ class Predictor:
     def encode(self, article: Article) -> EncodedArticle:
         """Windows of one article, and what its model reads besides them: rule features (`heads.rule_features`)
         and lexical logits (`lexical`), if any."""
-        encoded = encode_article(
+        return self.with_lexical(article, self.windows_of(article))
+
+    def windows_of(self, article: Article) -> EncodedArticle:
+        """The first stage of `encode`: tokens, sentences, windows and the network's rule features."""
+        return encode_article(
             article,
             self.tokenizer,
             self.config.preprocessing,
             self.config.window,
             rule_features=self.model.heads.rule_features,
         )
+
+    def with_lexical(self, article: Article, encoded: EncodedArticle) -> EncodedArticle:
+        """The second stage of `encode`: `encoded` with the lexical head's logits, when the model has one."""
         if self.lexical is None:
             return encoded
         rules = None  # the rules are run once when the network reads the same ones
