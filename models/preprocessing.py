@@ -96,6 +96,13 @@ def _folding_table(config: PreprocessConfig) -> dict[int, Any]:
     return table
 
 
+def text_key(text: str) -> str:
+    """An article's text as compared across files and stores: Unicode forms, invisible characters, diacritics,
+    tatweel, letter and digit variants and whitespace folded (`normalize` with `FOLD_ALL`). Two texts with
+    one key are one article: a dev article copied into training, two corrections of one article."""
+    return normalize(text, FOLD_ALL)
+
+
 def has_arabic(text: str) -> bool:
     """True when `text` holds at least one Arabic letter."""
     return _ARABIC_LETTER.search(text) is not None

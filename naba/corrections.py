@@ -7,9 +7,10 @@ SQLite (the default, one file, in WAL mode) for one machine, PostgreSQL (`postgr
 several replicas share one database.
 
 One article, several corrections: every correction is kept (the table is the history), and the training export
-takes the most recent one per article, an article being its text (so an edited text is a new article). A later
-correction replaces an earlier one whole — labels, evidence and summary — rather than merging with it, so
-two analysts who disagree never produce a row neither of them sent.
+takes the most recent one per article, an article being its text once folded (`naba.models.preprocessing.
+text_key`, so an edited text is a new article). A later correction replaces an earlier one whole — labels,
+evidence and summary — rather than merging with it, so two analysts who disagree never produce a row neither
+of them sent.
 
 The schema is versioned (`MIGRATIONS`, recorded in `naba_schema`): opening a store brings an older database up
 to date in one transaction, and refuses one written by a newer Naba.
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from naba.models.errors import NabaError
+from naba.models.preprocessing import text_key
 
 
 class _Base(DeclarativeBase):
@@ -123,9 +125,10 @@ class Correction:
 _SAME_FIELDS = ("text", "title", "article_id", "summary", "model_name", "model_version", "submitted_by")
 
 
-def text_key(text: str) -> str:
-    """What makes two corrections corrections of one article: the same text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def article_key(text: str) -> str:
+    """What makes two corrections corrections of one article: the same text once folded (`text_key`, the
+    comparison training uses between splits), hashed to fit an indexed column."""
+    return hashlib.sha256(text_key(text).encode("utf-8")).hexdigest()
 
 
 class CorrectionStore:
@@ -146,7 +149,7 @@ class CorrectionStore:
         """Store `correction`; returns it with its id and time."""
         row = CorrectionRow(
             created=datetime.now(UTC),
-            text_sha256=text_key(correction.text),
+            text_sha256=article_key(correction.text),
             labels=list(correction.labels),
             evidence=dict(correction.evidence),
             **{name: getattr(correction, name) for name in _SAME_FIELDS},

@@ -20,7 +20,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,16 @@ from transformers import TrainingArguments
 from naba.models.artifacts import read_config, update_metrics
 from naba.models.errors import DataError
 from naba.models.predictor import Predictor
-from naba.models.records import read_records
+from naba.models.records import Record, read_records
 from naba.registry import Registry, RegistryError
 from naba.training.evaluate import evaluate
-from naba.training.train import DataArguments, ModelArguments, train_model, training_arguments
+from naba.training.train import (
+    DataArguments,
+    ModelArguments,
+    drop_dev_overlap,
+    train_model,
+    training_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +97,14 @@ def compare(current: dict[str, Any], candidate: dict[str, Any], gate: Gate) -> C
     return Comparison(current, candidate, promote=not reasons, reasons=reasons)
 
 
-def _label_union(served: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
-    new = sorted({label for row in rows for label in row.get("labels") or ()} - set(served))
+def _label_union(served: Sequence[str], records: Sequence[Record]) -> list[str]:
+    new = sorted({label for r in records for label in r.labels or ()} - set(served))
     return [*served, *new]
+
+
+def _row(record: Record) -> dict[str, Any]:
+    """A record as the JSONL row it was read from (absent fields left out)."""
+    return {key: value for key, value in asdict(record).items() if value is not None}
 
 
 def keep_decisions(candidate_path: Path, served: Predictor) -> None:
@@ -155,33 +166,30 @@ def retrain(
             raise RegistryError(f"{registry.root} serves nothing yet: `naba models promote` a first version")
         current_path = registry.path(current_version)
         eval_records = read_records(list(evaluation))
-        held_out = {r.text for r in eval_records}
-        rows = [row for row in corrections if row["text"] not in held_out]  # the evaluation set stays unseen
-        if len(rows) < len(corrections):
-            logger.info(
-                "%d corrections of evaluation articles left out of training", len(corrections) - len(rows)
-            )
-        if not rows and not extra_train:
-            raise DataError(
-                "nothing to retrain on: no corrections outside the evaluation set, no --train files"
-            )
-
         work = registry.root / f"{WORK_PREFIX}{os.getpid()}"
         work.mkdir()
         try:
             corrections_file = work / "corrections.jsonl"
             corrections_file.write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in corrections), "utf-8"
+            )
+            # The evaluation set stays unseen: its articles (same id or text) leave the corrections and files.
+            records = drop_dev_overlap(read_records([corrections_file, *extra_train]), eval_records)
+            if not records:
+                raise DataError(
+                    "nothing to retrain on outside the evaluation set (no corrections, no --train)"
+                )
+            train_file = work / "train.jsonl"
+            train_file.write_text(
+                "".join(json.dumps(_row(r), ensure_ascii=False) + "\n" for r in records), "utf-8"
             )
             version = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
             model_args = model_args or ModelArguments()
             # The served model's labels stay, whether or not these corrections hold positives of each; labels
             # the analysts added are learnt as well.
-            labels = model_args.labels or _label_union(read_config(current_path).labels, rows)
+            labels = model_args.labels or _label_union(read_config(current_path).labels, records)
             model_args = replace(model_args, init_from=str(current_path), version=version, labels=labels)
-            data_args = DataArguments(
-                train=[str(corrections_file), *map(str, extra_train)], output=str(work / "candidate"), cv=cv
-            )
+            data_args = DataArguments(train=[str(train_file)], output=str(work / "candidate"), cv=cv)
             training_args = training_args or training_arguments()
             training_args.output_dir = str(work)  # the Trainer's own files stay in the work directory too
             candidate_path = train_model(model_args, data_args, training_args)

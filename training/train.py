@@ -27,7 +27,7 @@ from naba.models.errors import ArtifactError, DataError
 from naba.models.lexical import LexicalHead
 from naba.models.modeling import HeadConfig, NabaModel
 from naba.models.predictor import Predictor, Scores, resolve_device
-from naba.models.preprocessing import FOLD_ALL, PreprocessConfig, normalize
+from naba.models.preprocessing import PreprocessConfig, text_key
 from naba.models.records import Record, data_hash, label_set, read_records
 from naba.models.rules import FUNCTIONS_BY_NAME, RULES_VERSION, rule_feature_names
 from naba.training.cross_validation import OutOfFold, cross_validated_metrics, fold_indices
@@ -220,12 +220,6 @@ def loss_weights(model_args: ModelArguments) -> LossWeights:
     if model_args.evidence_weight is not None:
         weights["evidence_weight"] = model_args.evidence_weight
     return weights
-
-
-def text_key(text: str) -> str:
-    """An article's text as compared across splits: Unicode forms, invisible characters, diacritics, tatweel,
-    letter and digit variants and whitespace folded (`naba.models.preprocessing.normalize` with `FOLD_ALL`)."""
-    return normalize(text, FOLD_ALL)
 
 
 def drop_dev_overlap(train: list[Record], dev: list[Record]) -> list[Record]:
